@@ -1,0 +1,29 @@
+"""The Celery application.
+
+Tasks are discovered in each app's tasks.py. The broker is Redis when REDIS_URL is set and a
+folder of message files otherwise (see CELERY_BROKER_URL in config/settings.py), so the embedded
+default runs a real worker beside the web server without any broker server.
+"""
+
+import os
+from pathlib import Path
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("moralgraph")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+def ensure_broker_folders() -> None:
+    """kombu's filesystem transport expects its folders to exist before anything is sent."""
+    options = app.conf.broker_transport_options or {}
+    for key in ("data_folder_in", "data_folder_out", "control_folder"):
+        if options.get(key):
+            Path(options[key]).mkdir(parents=True, exist_ok=True)
+
+
+if str(app.conf.broker_url).startswith("filesystem://"):
+    ensure_broker_folders()

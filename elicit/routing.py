@@ -1,0 +1,3 @@
+"""Websocket routes (see config/asgi.py)."""
+
+websocket_urlpatterns: list = []

@@ -1,0 +1,108 @@
+"""factory_boy factories for the domain model. Personas used across the tests:
+a participant "Ada" who answers honestly, "Bo" another participant, and "Rhea" a researcher."""
+
+import factory
+from django.contrib.auth import get_user_model
+
+from elicit import models as e
+from graph import models as g
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ["username"]
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.org")
+
+
+class DeliberationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = e.Deliberation
+
+    slug = factory.Sequence(lambda n: f"deliberation-{n}")
+    title = factory.Sequence(lambda n: f"Deliberation {n}")
+    status = e.Deliberation.Status.OPEN
+
+
+class ContextFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = e.Context
+
+    deliberation = factory.SubFactory(DeliberationFactory)
+    text = factory.Sequence(lambda n: f"When situation {n} arises")
+
+
+class QuestionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = e.Question
+
+    deliberation = factory.SubFactory(DeliberationFactory)
+    slug = factory.Sequence(lambda n: f"question-{n}")
+    text = factory.Sequence(lambda n: f"What should the assistant do in case {n}?")
+
+
+class ParticipantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = e.Participant
+
+    deliberation = factory.SubFactory(DeliberationFactory)
+
+
+class InterviewFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = e.Interview
+
+    participant = factory.SubFactory(ParticipantFactory)
+    question = factory.SubFactory(
+        QuestionFactory, deliberation=factory.SelfAttribute("..participant.deliberation")
+    )
+    interviewer = e.Interview.Interviewer.SCRIPTED
+    prompt_version = "scripted-v1"
+
+
+class ValuesCardFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = e.ValuesCard
+
+    deliberation = factory.SubFactory(DeliberationFactory)
+    question = factory.SubFactory(
+        QuestionFactory, deliberation=factory.SelfAttribute("..deliberation")
+    )
+    title = factory.Sequence(lambda n: f"Value number {n}")
+    description = "Attending to what matters for the person in front of me."
+    policies = factory.LazyFunction(
+        lambda: [
+            "MOMENTS when the person hesitates",
+            "OPPORTUNITIES to ask what they need",
+            "FEELINGS the person has not yet named",
+        ]
+    )
+
+
+class CanonicalValueFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = g.CanonicalValue
+
+    deliberation = factory.SubFactory(DeliberationFactory)
+    title = factory.Sequence(lambda n: f"Canonical value {n}")
+    description = "A value several participants share."
+    policies = factory.LazyFunction(lambda: ["MOMENTS when it matters"])
+
+
+class HypothesisFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = g.UpgradeHypothesis
+
+    deliberation = factory.SubFactory(DeliberationFactory)
+    context = factory.SubFactory(
+        ContextFactory, deliberation=factory.SelfAttribute("..deliberation")
+    )
+    from_value = factory.SubFactory(
+        CanonicalValueFactory, deliberation=factory.SelfAttribute("..deliberation")
+    )
+    to_value = factory.SubFactory(
+        CanonicalValueFactory, deliberation=factory.SelfAttribute("..deliberation")
+    )
+    story = "Someone who once cared about A came to see that B mattered more."
