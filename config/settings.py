@@ -288,6 +288,7 @@ LOGGING = {
     "loggers": {
         # The openai/httpx clients log request headers at DEBUG; keep keys out of logs.
         "httpx": {"level": "WARNING"},
+        "httpx2": {"level": "WARNING"},
         "openai": {"level": "WARNING"},
     },
 }

@@ -1,3 +1,9 @@
 """Websocket routes (see config/asgi.py)."""
 
-websocket_urlpatterns: list = []
+from django.urls import path
+
+from elicit.consumers import InterviewConsumer
+
+websocket_urlpatterns = [
+    path("ws/interview/<int:interview_id>/", InterviewConsumer.as_asgi()),
+]

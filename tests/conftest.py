@@ -20,3 +20,26 @@ def _clear_cache():
     """Rate-limit counters and cached pages must not leak from one test into the next."""
     cache.clear()
     yield
+
+
+@pytest.fixture
+def llm(settings):
+    """The fake OpenAI-compatible server, with the application configured to use it."""
+    from tests.fakellm import FakeLLM
+
+    with FakeLLM() as fake:
+        settings.LLM_ENABLED = True
+        settings.LLM_BASE_URL = fake.base_url
+        settings.LLM_API_KEY = "test-key"
+        settings.LLM_MODEL = "fake-model"
+        settings.LLM_MAX_RETRIES = 2
+        settings.LLM_TIMEOUT = 5.0
+        settings.MODERATION_BACKEND = "auto"
+        yield fake
+
+
+@pytest.fixture
+def no_llm(settings):
+    settings.LLM_ENABLED = False
+    settings.LLM_BASE_URL = ""
+    settings.LLM_API_KEY = ""

@@ -1,0 +1,173 @@
+"""The interview websocket. Thin: check who is connecting, call services, relay the reply.
+
+Frames are HTML fragments for htmx's websocket extension (hx-swap-oob), rendered from the same
+partials as the page, so a reload and a live update show the same thing. The reply is produced in
+a task that outlives the socket: if the participant's connection drops mid-reply, the reply is
+still saved, and the reconnected page catches up from the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.template.loader import render_to_string
+from django.utils.html import format_html
+
+from elicit import interviewer, services, views
+from elicit.models import Deliberation, Interview, Message, Participant
+
+logger = logging.getLogger(__name__)
+
+TEMPLATE = "elicit/interview.html"
+
+
+def group_name(interview_id: int) -> str:
+    return f"interview-{interview_id}"
+
+
+class InterviewConsumer(AsyncWebsocketConsumer):
+    interview: Interview
+    turn: asyncio.Task | None = None
+
+    async def connect(self) -> None:
+        interview_id = int(self.scope["url_route"]["kwargs"]["interview_id"])
+        interview = await self.authorised_interview(interview_id)
+        if interview is None:
+            await self.close(code=4403)  # not this participant's interview
+            return
+        self.interview = interview
+        self.closed = False
+        await self.channel_layer.group_add(group_name(interview_id), self.channel_name)
+        await self.accept()
+        await self.send_state()
+
+    async def disconnect(self, code: int) -> None:
+        self.closed = True
+        if hasattr(self, "interview"):
+            await self.channel_layer.group_discard(group_name(self.interview.pk), self.channel_name)
+        # The reply task is not cancelled: it finishes and saves the reply for the next visit.
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
+        try:
+            data = json.loads(text_data or "{}")
+        except json.JSONDecodeError:
+            return
+        if not isinstance(data, dict):
+            return
+        if data.get("action") == "retry":
+            self.start_turn()
+            return
+        try:
+            message, created = await database_sync_to_async(services.record_participant_message)(
+                interview=self.interview,
+                text=str(data.get("message", "")),
+                client_id=str(data.get("client_id", "")),
+                address=self.address(),
+            )
+        except services.ParticipationError as error:
+            await self.send(text_data=self.render("composer_error", {"composer_error": str(error)}))
+            return
+        if created:
+            await self.send(text_data=self.echo(message))
+        if self.interview.participant.deliberation.block_flagged_messages:
+            allowed = await interviewer.check_before_reply(message, self.interview)
+            if not allowed:
+                await self.send_state()
+                return
+        self.start_turn()
+
+    # --- the reply -------------------------------------------------------------------------------
+
+    def start_turn(self) -> None:
+        if self.turn is not None and not self.turn.done():
+            return
+        self.turn = asyncio.create_task(self.run_turn())
+
+    async def run_turn(self) -> None:
+        try:
+            message = await interviewer.reply(self.interview.pk, sink=self)
+        except Exception:
+            logger.exception("interview %s: the reply failed", self.interview.pk)
+            message = None
+        if message is not None:
+            await self.channel_layer.group_send(
+                group_name(self.interview.pk),
+                {"type": "interview.refresh", "sender": self.channel_name},
+            )
+
+    async def started(self, message: Message) -> None:
+        await self.safe_send(self.render("streaming", {"message": message}))
+
+    async def delta(self, message: Message, text: str) -> None:
+        await self.safe_send(
+            format_html('<span hx-swap-oob="beforeend:#m-{}-body">{}</span>', message.pk, text)
+        )
+
+    async def finished(self, message: Message) -> None:
+        # The card form is re-rendered only when a new card came, so that edits the
+        # participant is making to the current one are not overwritten.
+        await self.send_state(include_card=bool(message.tool_call))
+
+    async def interview_refresh(self, event: dict) -> None:
+        """Another connection to this interview (another tab or server) finished a reply."""
+        if event.get("sender") != self.channel_name:
+            await self.send_state(include_card=False)
+
+    # --- rendering -------------------------------------------------------------------------------
+
+    async def send_state(self, *, include_card: bool = True) -> None:
+        """Everything the page shows, replaced whole: the catch-up after a (re)connect."""
+        html = await database_sync_to_async(self.render_state)(include_card)
+        await self.safe_send(html)
+
+    def render_state(self, include_card: bool) -> str:
+        interview = Interview.objects.select_related("question", "participant__deliberation").get(
+            pk=self.interview.pk
+        )
+        self.interview = interview
+        context = views.interview_context(interview)
+        context.update(oob=True, include_card=include_card)
+        return render_to_string(TEMPLATE + "#state", context)
+
+    def render(self, partial: str, context: dict) -> str:
+        return render_to_string(f"{TEMPLATE}#{partial}", {**context, "oob": True})
+
+    def echo(self, message: Message) -> str:
+        return self.render("echo", {"message": message, "client_id": services.new_client_id()})
+
+    async def safe_send(self, text: str) -> None:
+        if self.closed:
+            return
+        try:
+            await self.send(text_data=text)
+        except Exception:  # the socket went away between the check and the send
+            self.closed = True
+
+    # --- access ----------------------------------------------------------------------------------
+
+    def address(self) -> str:
+        client = self.scope.get("client") or ("", 0)
+        return str(client[0])
+
+    @database_sync_to_async
+    def authorised_interview(self, interview_id: int) -> Interview | None:
+        """The interview, if the session's participant owns it."""
+        session = self.scope.get("session")
+        if session is None:
+            return None
+        interview = (
+            Interview.objects.select_related("question", "participant__deliberation")
+            .filter(pk=interview_id)
+            .first()
+        )
+        if interview is None:
+            return None
+        deliberation: Deliberation = interview.participant.deliberation
+        participant: Participant | None = services.session_participant(session, deliberation)
+        if participant is None or participant.pk != interview.participant_id:
+            return None
+        return interview

@@ -1,0 +1,223 @@
+"""One interviewer turn: from the participant's saved message to the interviewer's saved reply.
+
+Shared by the websocket consumer (which relays the reply as it streams) and the plain HTTP form
+(which waits for the whole reply, for browsers without websockets). The reply is saved as it
+arrives, so a failure at any point keeps what came, marked partial, with a retry offered.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from channels.db import database_sync_to_async
+from django.utils.translation import gettext as _
+
+from elicit import llm, moderation, scripted, services
+from elicit.cards import CARD_TOOL, CardDraft, InvalidCard, parse_tool_arguments
+from elicit.models import Interview, Message
+
+logger = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 0.04  # coalesce tokens into frames at most this old: text flows, never lumps
+SAVE_SECONDS = 1.0  # how often a streaming reply is saved while it arrives
+
+
+class Sink(Protocol):
+    """Where a turn reports as it goes (the websocket); every method may be a no-op."""
+
+    async def started(self, message: Message) -> None: ...
+    async def delta(self, message: Message, text: str) -> None: ...
+    async def finished(self, message: Message) -> None: ...
+
+
+class NullSink:
+    async def started(self, message: Message) -> None:
+        return None
+
+    async def delta(self, message: Message, text: str) -> None:
+        return None
+
+    async def finished(self, message: Message) -> None:
+        return None
+
+
+def failure_text(error: llm.LLMError) -> str:
+    messages = {
+        "timeout": _("The interviewer took too long to answer."),
+        "rate_limited": _("The interviewer is very busy right now."),
+        "unavailable": _("The interviewer is not reachable right now."),
+        "broken_stream": _("The interviewer's reply broke off."),
+        "refused": _("The interviewer could not answer this message."),
+        "invalid": _("The interviewer could not write a valid card."),
+    }
+    return (
+        messages.get(error.kind, _("Something went wrong with the interviewer."))
+        + " "
+        + _("Nothing you wrote is lost. Press “Try again”.")
+    )
+
+
+@dataclass
+class _Stream:
+    content: str = ""
+    pending: str = ""
+    last_flush: float = 0.0
+    last_save: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+async def reply(interview_id: int, sink: Sink | None = None) -> Message | None:
+    """Produce and save the interviewer's reply to the conversation so far. Returns None when
+    no reply is due (e.g. a resent message that was already answered)."""
+    sink = sink or NullSink()
+    interview = await database_sync_to_async(
+        Interview.objects.select_related("question", "participant__deliberation").get
+    )(pk=interview_id)
+    if interview.interviewer == Interview.Interviewer.SCRIPTED:
+        return await _scripted_reply(interview, sink)
+    return await _llm_reply(interview, sink)
+
+
+async def _scripted_reply(interview: Interview, sink: Sink) -> Message | None:
+    answers = await database_sync_to_async(services.scripted_answers)(interview)
+    card: CardDraft | None = None
+    if scripted.is_card_due(answers):
+        card = scripted.assemble_card(answers)
+        text = scripted.card_ready_message()
+    else:
+        text = scripted.next_turn(answers) or scripted.after_card_message()
+    message = await database_sync_to_async(services.begin_reply)(interview=interview)
+    if message is None:
+        return None
+    await sink.started(message)
+    await sink.delta(message, text)
+    message = await database_sync_to_async(services.finish_reply)(
+        message_id=message.pk, content=text, status=Message.Status.COMPLETE, card=card
+    )
+    await sink.finished(message)
+    return message
+
+
+async def _llm_reply(interview: Interview, sink: Sink) -> Message | None:
+    messages = await database_sync_to_async(services.llm_messages)(interview)
+    model = interview.model
+    message = await database_sync_to_async(services.begin_reply)(interview=interview)
+    if message is None:
+        return None
+    await sink.started(message)
+    state = _Stream(last_flush=time.monotonic(), last_save=time.monotonic())
+    card: CardDraft | None = None
+    try:
+        for attempt in range(2):  # an invalid card is answered with the error and retried once
+            call = await _stream_once(messages, model, message, state, sink)
+            if call is None:
+                break
+            try:
+                card = parse_tool_arguments(call.arguments)
+                break
+            except InvalidCard as invalid:
+                logger.info("invalid card from the model (attempt %d): %s", attempt + 1, invalid)
+                if attempt == 1:
+                    raise llm.LLMError("invalid", str(invalid)) from invalid
+                messages = [
+                    *messages,
+                    {
+                        "role": "assistant",
+                        "content": state.content or None,
+                        "tool_calls": [
+                            {
+                                "id": call.id or "call_card",
+                                "type": "function",
+                                "function": {"name": call.name, "arguments": call.arguments},
+                            }
+                        ],
+                    },
+                    {
+                        "role": "tool",
+                        "tool_call_id": call.id or "call_card",
+                        "content": (
+                            f"The card was not accepted: {invalid}. Call submit_values_card "
+                            "again with a corrected card."
+                        ),
+                    },
+                ]
+    except llm.LLMError as error:
+        await _flush(message, state, sink)
+        status = Message.Status.PARTIAL if state.content else Message.Status.FAILED
+        message = await database_sync_to_async(services.finish_reply)(
+            message_id=message.pk,
+            content=state.content,
+            status=status,
+            error=failure_text(error),
+            prompt_tokens=state.prompt_tokens,
+            completion_tokens=state.completion_tokens,
+        )
+        await sink.finished(message)
+        return message
+    await _flush(message, state, sink)
+    message = await database_sync_to_async(services.finish_reply)(
+        message_id=message.pk,
+        content=state.content,
+        status=Message.Status.COMPLETE,
+        card=card,
+        prompt_tokens=state.prompt_tokens,
+        completion_tokens=state.completion_tokens,
+    )
+    await sink.finished(message)
+    return message
+
+
+async def _stream_once(
+    messages: list[dict], model: str, message: Message, state: _Stream, sink: Sink
+) -> llm.ToolCall | None:
+    """One streamed completion; returns the card tool call if the model made one."""
+    card_call: llm.ToolCall | None = None
+    first = not state.content
+    async for event in llm.stream_chat(messages, model=model, tools=[CARD_TOOL]):
+        if isinstance(event, llm.TextDelta):
+            state.content += event.text
+            state.pending += event.text
+            now = time.monotonic()
+            if first or now - state.last_flush >= FLUSH_SECONDS:
+                first = False
+                await _flush(message, state, sink)
+            if now - state.last_save >= SAVE_SECONDS:
+                state.last_save = now
+                await database_sync_to_async(services.save_reply_progress)(
+                    message_id=message.pk, content=state.content
+                )
+        elif isinstance(event, llm.ToolCall):
+            if event.name == CARD_TOOL["function"]["name"]:
+                card_call = event
+        elif isinstance(event, llm.Usage):
+            state.prompt_tokens += event.prompt_tokens
+            state.completion_tokens += event.completion_tokens
+    return card_call
+
+
+async def _flush(message: Message, state: _Stream, sink: Sink) -> None:
+    if state.pending:
+        text, state.pending = state.pending, ""
+        state.last_flush = time.monotonic()
+        await sink.delta(message, text)
+
+
+async def check_before_reply(message: Message, interview: Interview) -> bool:
+    """For deliberations that stop an interview on a flagged message: check now, before the
+    interviewer answers. Returns False when the interview was stopped."""
+    verdict = await moderation.check(message.content)
+    if verdict is None or not verdict.flagged:
+        return True
+    await database_sync_to_async(services.flag)(
+        target=message,
+        deliberation_id=interview.participant.deliberation_id,
+        source="automatic",
+        reason=verdict.reasons[0] if verdict.reasons else "flagged",
+        detail=f"{verdict.source}: {', '.join(verdict.reasons)}",
+    )
+    await database_sync_to_async(services.block_interview)(interview=interview)
+    return False

@@ -1,0 +1,312 @@
+"""The one module that talks to a language model, through the `openai` SDK.
+
+Any OpenAI-compatible endpoint works (OpenAI, vLLM, Ollama, llama.cpp server): base URL, key,
+model and timeouts come from settings. Retries of 429, 5xx and timeouts before a reply starts are
+the SDK's own (exponential backoff, LLM_MAX_RETRIES times); a stream that breaks after it started
+is not retried here: what arrived is kept and the caller offers the participant a retry.
+
+Participant text never goes into instructions. It is sent in the user role, fenced and labelled
+as data (see `fence`), and the system prompt says that fenced text is never to be obeyed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+# Transport errors that can escape the SDK while a stream is read. Recent SDK releases ship
+# their own fork of httpx ("httpx2"); both families are caught.
+try:
+    import httpx2
+
+    TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+        httpx.HTTPError,
+        httpx2.HTTPError,
+        ConnectionError,
+    )
+except ImportError:  # pragma: no cover - older SDKs use plain httpx
+    TRANSPORT_ERRORS = (httpx.HTTPError, ConnectionError)
+
+PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
+
+
+class LLMError(Exception):
+    """A call to the model failed. `kind` says how, for the message shown to the participant:
+    "timeout", "rate_limited", "unavailable", "broken_stream", "refused", "invalid"."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+# --- Prompts ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A named, versioned prompt text. The version is recorded with everything it produced."""
+
+    name: str
+    version: str
+    text: str
+
+
+@cache
+def load_prompt(name: str) -> Prompt:
+    """The newest version of a prompt: prompts/<name>-v<N>.txt with the highest N."""
+    candidates = sorted(
+        PROMPTS_DIR.glob(f"{name}-v*.txt"), key=lambda p: int(p.stem.rsplit("-v", 1)[1])
+    )
+    if not candidates:
+        raise FileNotFoundError(f"no prompt named {name!r} in {PROMPTS_DIR}")
+    path = candidates[-1]
+    return Prompt(name=name, version=path.stem, text=path.read_text(encoding="utf-8").strip())
+
+
+FENCE_OPEN = "<participant_text>"
+FENCE_CLOSE = "</participant_text>"
+
+
+def fence(text: str) -> str:
+    """Wrap participant text as data. Fence markers inside the text are defused so that a
+    participant cannot close the fence and write instructions after it."""
+    cleaned = text.replace(FENCE_OPEN, "<participant-text>").replace(
+        FENCE_CLOSE, "</participant-text>"
+    )
+    return f"{FENCE_OPEN}\n{cleaned}\n{FENCE_CLOSE}"
+
+
+# --- The client ---------------------------------------------------------------------------------
+
+
+def is_configured() -> bool:
+    return bool(settings.LLM_ENABLED)
+
+
+def _client_options() -> dict[str, Any]:
+    return {
+        # Local servers (vLLM, Ollama, llama.cpp) accept any key but the SDK requires one.
+        "api_key": settings.LLM_API_KEY or "not-needed",
+        "base_url": settings.LLM_BASE_URL or None,
+        "timeout": settings.LLM_TIMEOUT,
+        "max_retries": settings.LLM_MAX_RETRIES,
+    }
+
+
+# Async clients hold connection pools bound to the event loop that opened them, so they are
+# kept per loop (the server has one; each async_to_sync call from sync code may have its own).
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, openai.AsyncOpenAI]]
+_async_clients = weakref.WeakKeyDictionary()
+
+
+def async_client() -> openai.AsyncOpenAI:
+    """One client (and connection pool) per configuration and event loop, reused."""
+    key = json.dumps(_client_options(), sort_keys=True)
+    per_loop = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    if key not in per_loop:
+        per_loop[key] = openai.AsyncOpenAI(**json.loads(key))
+    return per_loop[key]
+
+
+@cache
+def _sync_client(options_key: str) -> openai.OpenAI:
+    return openai.OpenAI(**json.loads(options_key))
+
+
+def sync_client() -> openai.OpenAI:
+    """For background tasks, which run synchronous code."""
+    return _sync_client(json.dumps(_client_options(), sort_keys=True))
+
+
+def _translate(error: Exception) -> LLMError:
+    if isinstance(error, openai.APITimeoutError) or "Timeout" in type(error).__name__:
+        return LLMError("timeout", "The language model took too long to answer.")
+    if isinstance(error, openai.RateLimitError):
+        return LLMError("rate_limited", "The language model is busy (rate limited).")
+    if isinstance(error, openai.BadRequestError | openai.UnprocessableEntityError):
+        return LLMError("refused", f"The language model refused the request: {error}")
+    if isinstance(error, openai.AuthenticationError | openai.PermissionDeniedError):
+        return LLMError("unavailable", "The language model rejected our credentials.")
+    if isinstance(error, openai.APIStatusError):
+        return LLMError("unavailable", f"The language model failed ({error.status_code}).")
+    if isinstance(error, openai.APIConnectionError):
+        return LLMError("unavailable", "The language model could not be reached.")
+    return LLMError("broken_stream", f"The reply broke off: {type(error).__name__}")
+
+
+# --- Streaming chat with tools ------------------------------------------------------------------
+
+
+@dataclass
+class TextDelta:
+    text: str
+
+
+@dataclass
+class ToolCall:
+    name: str
+    arguments: str  # raw JSON text as the model wrote it; validated by the caller
+    id: str = ""
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class _ToolCallBuffer:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+async def stream_chat(
+    messages: Sequence[dict[str, Any]],
+    *,
+    model: str,
+    tools: Sequence[dict[str, Any]] = (),
+    temperature: float | None = None,
+) -> AsyncIterator[TextDelta | ToolCall | Usage]:
+    """Stream a chat completion: text deltas as they arrive, then each completed tool call,
+    then the token usage. Raises LLMError; text already yielded stays with the caller."""
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "messages": list(messages),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": settings.LLM_TEMPERATURE if temperature is None else temperature,
+    }
+    if tools:
+        kwargs["tools"] = list(tools)
+    calls: dict[int, _ToolCallBuffer] = {}
+    usage = Usage()
+    started = False
+    try:
+        stream = await async_client().chat.completions.create(**kwargs)
+        async for chunk in stream:
+            started = True
+            if chunk.usage:
+                usage = Usage(chunk.usage.prompt_tokens or 0, chunk.usage.completion_tokens or 0)
+            for choice in chunk.choices:
+                delta = choice.delta
+                if delta is None:
+                    continue
+                if delta.content:
+                    yield TextDelta(delta.content)
+                for call in delta.tool_calls or ():
+                    buffer = calls.setdefault(call.index, _ToolCallBuffer())
+                    if call.id:
+                        buffer.id = call.id
+                    if call.function and call.function.name:
+                        buffer.name = call.function.name
+                    if call.function and call.function.arguments:
+                        buffer.arguments.append(call.function.arguments)
+    except (openai.OpenAIError, *TRANSPORT_ERRORS, ValueError) as error:
+        # Once chunks have arrived, any failure (the SDK reports a cut connection as
+        # APIConnectionError, an in-stream error event as APIError) means the reply broke off.
+        translated = _translate(error)
+        if started and translated.kind != "timeout":
+            translated = LLMError("broken_stream", f"The reply broke off: {error}")
+        logger.warning("LLM stream failed (%s): %r", translated.kind, error)
+        raise translated from error
+    for index in sorted(calls):
+        buffer = calls[index]
+        yield ToolCall(name=buffer.name, arguments="".join(buffer.arguments), id=buffer.id)
+    yield usage
+
+
+# --- Structured, non-streaming calls (pipeline) ------------------------------------------------
+
+
+@dataclass
+class ToolAnswer:
+    name: str
+    arguments: dict[str, Any]
+    usage: Usage
+    model: str
+
+
+def call_tool(
+    messages: Sequence[dict[str, Any]],
+    *,
+    tool: dict[str, Any],
+    model: str | None = None,
+    temperature: float = 0.0,
+) -> ToolAnswer:
+    """Ask for one forced tool call and return its parsed arguments (for background jobs)."""
+    model = model or settings.LLM_MODEL
+    name = tool["function"]["name"]
+    try:
+        response = sync_client().chat.completions.create(
+            model=model,
+            messages=list(messages),
+            tools=[tool],
+            tool_choice={"type": "function", "function": {"name": name}},
+            temperature=temperature,
+        )
+    except (openai.OpenAIError, *TRANSPORT_ERRORS) as error:
+        raise _translate(error) from error
+    message = response.choices[0].message if response.choices else None
+    calls = (message.tool_calls if message else None) or []
+    if not calls:
+        raise LLMError("invalid", f"The model did not call {name}.")
+    try:
+        arguments = json.loads(calls[0].function.arguments or "{}")
+    except json.JSONDecodeError as error:
+        raise LLMError("invalid", f"The model's {name} arguments are not JSON: {error}") from None
+    if not isinstance(arguments, dict):
+        raise LLMError("invalid", f"The model's {name} arguments are not an object.")
+    usage = response.usage
+    return ToolAnswer(
+        name=name,
+        arguments=arguments,
+        usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage(),
+        model=response.model or model,
+    )
+
+
+def embed(texts: Sequence[str], *, model: str | None = None) -> list[list[float]]:
+    """Embeddings from the endpoint's /embeddings, in the order of `texts`."""
+    try:
+        response = sync_client().embeddings.create(
+            model=model or settings.EMBEDDING_MODEL, input=list(texts)
+        )
+    except (openai.OpenAIError, *TRANSPORT_ERRORS) as error:
+        raise _translate(error) from error
+    return [item.embedding for item in sorted(response.data, key=lambda d: d.index)]
+
+
+@dataclass
+class ModerationResult:
+    flagged: bool
+    categories: list[str]
+
+
+async def moderate(text: str) -> ModerationResult | None:
+    """The provider's moderation verdict, or None when it has no moderation endpoint (local
+    servers answer 404) or it failed: the caller then falls back to its own rules."""
+    try:
+        response = await async_client().moderations.create(
+            model=settings.MODERATION_MODEL, input=text
+        )
+    except (openai.OpenAIError, *TRANSPORT_ERRORS) as error:
+        logger.info("moderation endpoint unavailable: %s", type(error).__name__)
+        return None
+    result = response.results[0]
+    categories = [name for name, hit in result.categories.model_dump().items() if hit]
+    return ModerationResult(flagged=bool(result.flagged), categories=sorted(categories))

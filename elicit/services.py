@@ -1,0 +1,517 @@
+"""Business logic of the participant side: joining a deliberation, interviews, messages, cards.
+
+Typed functions with keyword-only arguments, atomic, with side effects (signals that start
+background work) sent only when the transaction commits. Views and consumers call these and do
+nothing of substance themselves.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Max
+from django.dispatch import Signal
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from elicit import llm, ratelimit, scripted
+from elicit.cards import CardDraft, clean_text, validate_card
+from elicit.models import (
+    CardRevision,
+    Deliberation,
+    Interview,
+    Invite,
+    Message,
+    ModerationFlag,
+    Participant,
+    Question,
+    ValuesCard,
+)
+
+# Sent (on commit) when a participant confirmed a card; graph/ starts deduplication from it.
+card_confirmed = Signal()  # sender=ValuesCard, card=ValuesCard
+
+SESSION_KEY = "participants"  # {deliberation id: participant id}
+STALE_STREAM_SECONDS = 30  # a reply with no progress for this long was cut off (server died)
+
+
+class ParticipationError(Exception):
+    """Shown to the participant as is: what went wrong and what to do."""
+
+
+# --- Joining ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PanelIds:
+    pid: str = ""
+    study_id: str = ""
+    session_id: str = ""
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str]) -> PanelIds:
+        """Prolific's PROLIFIC_PID / STUDY_ID / SESSION_ID, or a generic `pid`."""
+
+        def get(*names: str) -> str:
+            for name in names:
+                value = clean_text(query.get(name, ""))[:128]
+                if value:
+                    return value
+            return ""
+
+        return cls(
+            pid=get("PROLIFIC_PID", "pid"),
+            study_id=get("STUDY_ID", "study_id"),
+            session_id=get("SESSION_ID", "session_id"),
+        )
+
+
+def session_participant(session: Mapping, deliberation: Deliberation) -> Participant | None:
+    participant_id = (session.get(SESSION_KEY) or {}).get(str(deliberation.pk))
+    if participant_id is None:
+        return None
+    return Participant.objects.filter(pk=participant_id, deliberation=deliberation).first()
+
+
+def remember_participant(session, participant: Participant) -> None:
+    known = dict(session.get(SESSION_KEY) or {})
+    known[str(participant.deliberation_id)] = participant.pk
+    session[SESSION_KEY] = known
+
+
+def find_panel_participant(*, deliberation: Deliberation, panel: PanelIds) -> Participant | None:
+    if not panel.pid:
+        return None
+    return Participant.objects.filter(deliberation=deliberation, panel_pid=panel.pid).first()
+
+
+def join(
+    *,
+    deliberation: Deliberation,
+    panel: PanelIds,
+    invite_token: str = "",
+    demographics: Mapping[str, str] | None = None,
+) -> Participant:
+    """Create the participant who just consented, or resume the one with the same panel id
+    (one person, one participant). Closed deliberations accept only invite links."""
+    if deliberation.status != Deliberation.Status.OPEN:
+        raise ParticipationError(_("This deliberation is not accepting new participants."))
+    existing = find_panel_participant(deliberation=deliberation, panel=panel)
+    if existing is not None:
+        return existing
+    invite = None
+    if invite_token:
+        invite = Invite.objects.filter(deliberation=deliberation, token=invite_token).first()
+        if invite is None:
+            raise ParticipationError(_("This invite link is not valid."))
+        used_by = Participant.objects.filter(invite=invite).first()
+        if used_by is not None:
+            return used_by  # the invitee coming back, perhaps from another device
+    elif deliberation.access == Deliberation.Access.INVITE:
+        raise ParticipationError(_("This deliberation is by invitation only."))
+    try:
+        with transaction.atomic():
+            return Participant.objects.create(
+                deliberation=deliberation,
+                panel_pid=panel.pid,
+                panel_study_id=panel.study_id,
+                panel_session_id=panel.session_id,
+                invite=invite,
+                demographics=dict(demographics or {}),
+                consented_at=timezone.now(),
+                last_seen_at=timezone.now(),
+            )
+    except IntegrityError:
+        # The same panel id or invite arrived twice at once: the first one wins, both resume it.
+        participant = find_panel_participant(deliberation=deliberation, panel=panel)
+        if participant is None and invite is not None:
+            participant = Participant.objects.filter(invite=invite).first()
+        if participant is None:
+            raise
+        return participant
+
+
+# --- Interviews ---------------------------------------------------------------------------------
+
+
+def pick_question(*, participant: Participant, slug: str = "") -> Question:
+    """The question the link names, else the participant's unfinished one, else the active
+    question with the fewest cards and interviews so far (coverage spreads evenly)."""
+    questions = Question.objects.filter(deliberation_id=participant.deliberation_id, is_active=True)
+    if slug:
+        named = questions.filter(slug=slug).first()
+        if named is not None:
+            return named
+    unfinished = (
+        Interview.objects.filter(participant=participant)
+        .exclude(status=Interview.Status.COMPLETED)
+        .select_related("question")
+        .first()
+    )
+    if unfinished is not None:
+        return unfinished.question
+    question = (
+        questions.annotate(load=Count("interviews", distinct=True))
+        .order_by("load", "position", "id")
+        .first()
+    )
+    if question is None:
+        raise ParticipationError(_("This deliberation has no questions yet."))
+    return question
+
+
+def opening_text(question: Question) -> str:
+    return llm.load_prompt("opening").text.replace("{question}", question.text.strip())
+
+
+def uses_llm() -> bool:
+    return llm.is_configured()
+
+
+@transaction.atomic
+def start_interview(*, participant: Participant, question: Question) -> Interview:
+    """The participant's interview on the question, created with the opening if new."""
+    interview = Interview.objects.filter(participant=participant, question=question).first()
+    if interview is not None:
+        return interview
+    deliberation = participant.deliberation
+    if uses_llm():
+        interviewer = Interview.Interviewer.LLM
+        model = deliberation.llm_model or settings.LLM_MODEL
+        prompt_version = llm.load_prompt("interviewer").version
+    else:
+        interviewer, model = Interview.Interviewer.SCRIPTED, ""
+        prompt_version = scripted.PROMPT_VERSION
+    try:
+        with transaction.atomic():
+            interview = Interview.objects.create(
+                participant=participant,
+                question=question,
+                interviewer=interviewer,
+                model=model,
+                prompt_version=prompt_version,
+            )
+    except IntegrityError:  # two tabs started it at once
+        return Interview.objects.get(participant=participant, question=question)
+    Message.objects.create(
+        interview=interview,
+        seq=0,
+        role=Message.Role.INTERVIEWER,
+        content=opening_text(question),
+        prompt_version=llm.load_prompt("opening").version,
+    )
+    return interview
+
+
+def settle_stale_replies(interview: Interview) -> None:
+    """Replies cut off by a server that died mid-stream stop making progress: after a while
+    they are marked partial, so the participant is offered a retry."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=STALE_STREAM_SECONDS)
+    Message.objects.filter(
+        interview=interview, status=Message.Status.STREAMING, updated_at__lt=cutoff
+    ).update(
+        status=Message.Status.PARTIAL,
+        error=_("The reply was interrupted. Nothing you wrote is lost. Press “Try again”."),
+    )
+
+
+def transcript(interview: Interview) -> list[Message]:
+    """The interview as the participant sees it."""
+    settle_stale_replies(interview)
+    return list(interview.messages.filter(hidden_at__isnull=True).order_by("seq"))
+
+
+def new_client_id() -> str:
+    """Idempotency key for the participant's next message (a resend is stored once)."""
+    return uuid.uuid4().hex
+
+
+class MessageRejected(ParticipationError):
+    pass
+
+
+def validate_message_text(text: str) -> str:
+    cleaned = clean_text(text or "")
+    if not cleaned:
+        raise MessageRejected(_("Your message is empty."))
+    if len(cleaned) > settings.MESSAGE_MAX_CHARS:
+        raise MessageRejected(
+            _(
+                "Your message is %(length)d characters long; the limit is %(limit)d. "
+                "Please shorten it."
+            )
+            % {"length": len(cleaned), "limit": settings.MESSAGE_MAX_CHARS}
+        )
+    return cleaned
+
+
+def can_send(interview: Interview) -> bool:
+    return interview.status in {Interview.Status.ACTIVE, Interview.Status.CARD_PROPOSED}
+
+
+def reply_in_progress(interview: Interview) -> bool:
+    cutoff = timezone.now() - timezone.timedelta(seconds=STALE_STREAM_SECONDS)
+    return interview.messages.filter(
+        status=Message.Status.STREAMING, updated_at__gte=cutoff
+    ).exists()
+
+
+def record_participant_message(
+    *, interview: Interview, text: str, client_id: str = "", address: str = ""
+) -> tuple[Message, bool]:
+    """Save the participant's message before anything else happens. Returns (message,
+    created): a message resent with the same client id is stored once."""
+    cleaned = validate_message_text(text)
+    client_id = clean_text(client_id)[:64]
+    if client_id:
+        existing = Message.objects.filter(interview=interview, client_id=client_id).first()
+        if existing is not None:
+            return existing, False
+    if not can_send(interview):
+        raise MessageRejected(_("This interview is finished."))
+    if reply_in_progress(interview):
+        raise MessageRejected(_("Please wait until the interviewer has finished replying."))
+    limit = settings.MESSAGES_PER_MINUTE
+    if not ratelimit.allow(f"msg:p:{interview.participant_id}", limit=limit) or (
+        address and not ratelimit.allow(f"msg:a:{address}", limit=limit * 20)
+    ):
+        raise MessageRejected(_("You are sending messages very fast. Please wait a minute."))
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                seq = (interview.messages.aggregate(m=Max("seq"))["m"] or 0) + 1
+                message = Message.objects.create(
+                    interview=interview,
+                    seq=seq,
+                    role=Message.Role.PARTICIPANT,
+                    content=cleaned,
+                    client_id=client_id,
+                )
+                Participant.objects.filter(pk=interview.participant_id).update(
+                    last_seen_at=timezone.now()
+                )
+                if not interview.participant.deliberation.block_flagged_messages:
+                    # Checked in the background; with blocking on, the consumer checks first.
+                    transaction.on_commit(partial(queue_moderation, message))
+                return message, True
+        except IntegrityError:
+            if client_id:
+                existing = Message.objects.filter(interview=interview, client_id=client_id).first()
+                if existing is not None:
+                    return existing, False
+    raise MessageRejected(_("Your message could not be saved. Please send it again."))
+
+
+def begin_reply(*, interview: Interview) -> Message | None:
+    """An empty interviewer message, marked streaming, filled as the reply arrives. None when
+    no reply is due or another one is already being written (two tabs, a resent message)."""
+    with transaction.atomic():
+        # Lock the interview row so that two servers cannot both start a reply.
+        Interview.objects.select_for_update().filter(pk=interview.pk).first()
+        settle_stale_replies(interview)
+        if reply_in_progress(interview) or not needs_reply(interview):
+            return None
+        seq = (interview.messages.aggregate(m=Max("seq"))["m"] or 0) + 1
+        return Message.objects.create(
+            interview=interview,
+            seq=seq,
+            role=Message.Role.INTERVIEWER,
+            status=Message.Status.STREAMING,
+            model=interview.model,
+            prompt_version=interview.prompt_version,
+        )
+
+
+def save_reply_progress(*, message_id: int, content: str) -> None:
+    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
+        content=content, updated_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def finish_reply(
+    *,
+    message_id: int,
+    content: str,
+    status: str,
+    error: str = "",
+    card: CardDraft | None = None,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+) -> Message:
+    message = Message.objects.select_for_update().select_related("interview").get(pk=message_id)
+    message.content = content
+    message.status = status
+    message.error = error
+    message.prompt_tokens = prompt_tokens
+    message.completion_tokens = completion_tokens
+    if card is not None:
+        message.tool_call = card.as_dict()
+    message.save()
+    Interview.objects.filter(pk=message.interview_id).update(
+        prompt_tokens=F("prompt_tokens") + prompt_tokens,
+        completion_tokens=F("completion_tokens") + completion_tokens,
+    )
+    if card is not None:
+        propose_card(interview=message.interview, draft=card)
+    return message
+
+
+def propose_card(*, interview: Interview, draft: CardDraft) -> None:
+    Interview.objects.filter(pk=interview.pk).exclude(status=Interview.Status.COMPLETED).update(
+        draft_card=draft.as_dict(), status=Interview.Status.CARD_PROPOSED
+    )
+
+
+def last_participant_message(interview: Interview) -> Message | None:
+    return (
+        interview.messages.filter(role=Message.Role.PARTICIPANT, hidden_at__isnull=True)
+        .order_by("-seq")
+        .first()
+    )
+
+
+def needs_reply(interview: Interview) -> bool:
+    """True when the last turn is the participant's, or the last reply failed: the state in
+    which a retry (or a reconnect) should produce the interviewer's answer."""
+    last = interview.messages.filter(hidden_at__isnull=True).order_by("-seq").first()
+    if last is None:
+        return False
+    return last.role == Message.Role.PARTICIPANT or last.status in {
+        Message.Status.PARTIAL,
+        Message.Status.FAILED,
+    }
+
+
+def llm_messages(interview: Interview) -> list[dict]:
+    """The conversation as the model sees it: instructions in the system message, the
+    participant's words fenced as data in user messages, earlier card proposals as context.
+    Replies that broke off are left out (the participant never saw them complete)."""
+    prompt = llm.load_prompt("interviewer")
+    messages: list[dict] = [
+        {"role": "system", "content": prompt.text.replace("{question}", interview.question.text)}
+    ]
+    for message in interview.messages.filter(hidden_at__isnull=True).order_by("seq"):
+        if message.role == Message.Role.PARTICIPANT:
+            messages.append({"role": "user", "content": llm.fence(message.content)})
+        elif message.status == Message.Status.COMPLETE:
+            content = message.content
+            if message.tool_call:
+                content = (content + "\n\n" if content else "") + (
+                    f"[I proposed this values card with submit_values_card: {message.tool_call}]"
+                )
+            if content:
+                messages.append({"role": "assistant", "content": content})
+    return messages
+
+
+def scripted_answers(interview: Interview) -> list[str]:
+    return list(
+        interview.messages.filter(role=Message.Role.PARTICIPANT, hidden_at__isnull=True)
+        .order_by("seq")
+        .values_list("content", flat=True)
+    )
+
+
+# --- Cards --------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def confirm_card(*, interview: Interview, draft: CardDraft) -> ValuesCard:
+    """Save the card the participant confirmed. Idempotent: confirming twice keeps one card.
+    In strict moderation mode the card waits for approval before others see it."""
+    interview = (
+        Interview.objects.select_for_update()
+        .select_related("participant__deliberation", "question")
+        .get(pk=interview.pk)
+    )
+    existing = ValuesCard.objects.filter(interview=interview).first()
+    if existing is not None:
+        return existing
+    validate_card(draft)
+    deliberation = interview.participant.deliberation
+    strict = deliberation.moderation_mode == Deliberation.ModerationMode.STRICT
+    card = ValuesCard.objects.create(
+        deliberation=deliberation,
+        participant=interview.participant,
+        question=interview.question,
+        interview=interview,
+        title=draft.title,
+        description=draft.description,
+        policies=draft.policies,
+        model=interview.model,
+        prompt_version=interview.prompt_version,
+        approval=ValuesCard.Approval.PENDING if strict else ValuesCard.Approval.APPROVED,
+    )
+    proposed = CardDraft.from_dict(interview.draft_card) if interview.draft_card else None
+    if proposed is not None and proposed != draft:
+        # Keep the interviewer's wording as the card's first revision: the edit is auditable.
+        CardRevision.objects.create(
+            card=card,
+            title=proposed.title,
+            description=proposed.description,
+            policies=proposed.policies,
+            reason="proposed by the interviewer; edited by the participant before confirming",
+        )
+    interview.status = Interview.Status.COMPLETED
+    interview.completed_at = timezone.now()
+    interview.draft_card = draft.as_dict()
+    interview.save(update_fields=["status", "completed_at", "draft_card"])
+    transaction.on_commit(lambda: queue_moderation(card))
+    transaction.on_commit(lambda: card_confirmed.send(sender=ValuesCard, card=card))
+    return card
+
+
+# --- Moderation flags ---------------------------------------------------------------------------
+
+
+def flag(*, target, deliberation_id: int, source: str, reason: str, detail: str = "") -> None:
+    """Record a flag for the moderation queue, once per target, source and reason."""
+    ModerationFlag.objects.get_or_create(
+        content_type=ContentType.objects.get_for_model(target),
+        object_id=target.pk,
+        source=source,
+        reason=reason[:64],
+        defaults={"deliberation_id": deliberation_id, "detail": detail[:2000]},
+    )
+
+
+def queue_moderation(target) -> None:
+    from elicit.tasks import moderate_text
+
+    meta = target._meta
+    moderate_text.delay(meta.app_label, meta.model_name, target.pk)
+
+
+def moderation_text(target) -> str:
+    if isinstance(target, ValuesCard):
+        return "\n".join([target.title, target.description, *target.policies])
+    return str(getattr(target, "content", "") or getattr(target, "comment", ""))
+
+
+def deliberation_id_of(target) -> int:
+    if isinstance(target, Message):
+        return target.interview.participant.deliberation_id
+    if hasattr(target, "deliberation_id"):
+        return target.deliberation_id
+    return target.participant.deliberation_id
+
+
+def block_interview(*, interview: Interview) -> None:
+    Interview.objects.filter(pk=interview.pk).update(status=Interview.Status.BLOCKED)
+
+
+def interview_for(*, participant: Participant, interview_id: int) -> Interview | None:
+    """The interview, only if it belongs to this participant: one participant can never read,
+    continue or change another's interview."""
+    return (
+        Interview.objects.select_related("question", "participant__deliberation")
+        .filter(pk=interview_id, participant=participant)
+        .first()
+    )
