@@ -62,7 +62,11 @@ def test_a_real_worker_consumes_the_filesystem_broker(tmp_path):
     answer = round_trip(
         broker="filesystem://",
         backend=backend,
-        transport_options={"data_folder_in": str(queue_dir), "data_folder_out": str(queue_dir)},
+        transport_options={
+            "data_folder_in": str(queue_dir),
+            "data_folder_out": str(queue_dir),
+            "control_folder": str(tmp_path / "broker" / "control"),
+        },
         env={
             "VAR_DIR": str(tmp_path),
             "CELERY_RESULT_BACKEND": backend,
