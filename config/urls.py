@@ -8,6 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("elicit.urls")),
+    path("", include("graph.urls")),
 ]
 
 handler404 = "elicit.views.not_found"

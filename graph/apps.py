@@ -1,7 +1,21 @@
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
+# A participant has this long to say "that is my value" before deduplication decides alone.
+DEDUP_DELAY_SECONDS = 120
+
 
 class GraphConfig(AppConfig):
     name = "graph"
     verbose_name = _("Moral graph")
+
+    def ready(self) -> None:
+        from elicit.services import card_confirmed
+
+        card_confirmed.connect(on_card_confirmed, dispatch_uid="graph.on_card_confirmed")
+
+
+def on_card_confirmed(sender, card, **kwargs) -> None:
+    from graph.services import queue_deduplication
+
+    queue_deduplication(card.pk, countdown=DEDUP_DELAY_SECONDS)
