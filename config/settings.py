@@ -99,7 +99,7 @@ TEMPLATES = [
 DATABASE_URL = env.str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 try:
     _database = dj_database_url.parse(
-        DATABASE_URL, conn_max_age=env.int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
+        DATABASE_URL, conn_max_age=env.int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     )
 except (ValueError, KeyError) as error:
     raise ImproperlyConfigured(f"DATABASE_URL={DATABASE_URL!r} cannot be used: {error}") from None

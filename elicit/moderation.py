@@ -21,7 +21,9 @@ RULES: list[tuple[str, re.Pattern[str]]] = [
             re.IGNORECASE,
         ),
     ),
-    ("shouting", re.compile(r"^(?=(?:.*[A-Z]){40})[^a-z]*$", re.DOTALL)),
+    # Linear-time on purpose: a lookahead like (?:.*[A-Z]){40} backtracks exponentially on
+    # ordinary text with many capitals (policies start with MOMENTS, SIGNS, ...).
+    ("shouting", re.compile(r"^(?=(?:[^A-Z]*[A-Z]){40})[^a-z]*$", re.DOTALL)),
     ("repetition", re.compile(r"(.{3,}?)\1{9,}", re.DOTALL)),
 ]
 

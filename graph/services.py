@@ -68,7 +68,9 @@ class Neighbour:
 
 def closest_values(*, card: ValuesCard, limit: int = 3, minimum: float = 0.15) -> list[Neighbour]:
     """The canonical values nearest to a card, most similar first."""
-    values = list(visible_values(card.deliberation).order_by("id"))
+    # A value made from this very card (deduplication may already have run) is not "another
+    # participant's value".
+    values = list(visible_values(card.deliberation).exclude(representative=card).order_by("id"))
     ranked = embeddings.nearest(card_text(card), [value_text(v) for v in values], k=limit)
     return [Neighbour(values[i], s) for i, s in ranked if s >= minimum]
 

@@ -384,6 +384,7 @@ class FakeLLM:
         self.default_reply_tokens = default_reply_tokens
         self.tokens_per_second = tokens_per_second
         self.first_token_delay = first_token_delay
+        self.stamp_tokens = False
         self.embedding_dim = embedding_dim
         self.api_key = api_key  # when set, other keys get a 401 like the real API
         self.host = host
@@ -718,6 +719,7 @@ class FakeLLM:
             await asyncio.sleep(min(remaining, 0.05))
 
     async def _chat(self, body: dict[str, Any], connection: _Connection, send: Send) -> str:
+        received = time.time()
         reply = self._next_reply(body)
         delay = self.first_token_delay if reply.delay is None else reply.delay
         if delay:
@@ -734,7 +736,7 @@ class FakeLLM:
             include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
         )
         if body.get("stream") is True:
-            return await self._stream(plan, completion, tps, connection, send)
+            return await self._stream(plan, completion, tps, connection, send, received)
         if tps:
             await self._pause(plan.completion_tokens / tps, connection)
         return await self._complete(plan, completion, send)
@@ -746,6 +748,7 @@ class FakeLLM:
         tps: float | None,
         connection: _Connection,
         send: Send,
+        received: float = 0.0,
     ) -> str:
         await send(
             {
@@ -769,6 +772,15 @@ class FakeLLM:
                 await self._pause(started + n / tps - loop.time(), connection)
             elif self._closing or connection.disconnected:
                 raise _Stopped
+            if self.stamp_tokens and delta.get("content"):
+                # Benchmarks measure the lag of each token from this send time to the browser;
+                # the first piece also carries the time the request arrived, so that the
+                # model's own first-token time can be told apart from the application's.
+                stamp = f"@{time.time():.6f}@"
+                if received:
+                    stamp += f"#{received:.6f}#"
+                    received = 0.0
+                delta = {**delta, "content": f"{delta['content']}{stamp}"}
             await emit(completion.chunk(delta))
         if plan.error_event is not None:
             await emit(f"data: {json.dumps({'error': _error_body(plan.error_event)})}\n\n")
@@ -1092,15 +1104,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--first-token-delay", type=float, default=0.0)
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--stamp-tokens",
+        action="store_true",
+        help="append @<send time>@ to each streamed piece, for lag measurements",
+    )
     args = parser.parse_args(argv)
-    FakeLLM(
+    server = FakeLLM(
         host=args.host,
         port=args.port,
         tokens_per_second=args.tokens_per_second,
         default_reply_tokens=args.reply_tokens,
         first_token_delay=args.first_token_delay,
         api_key=args.api_key,
-    ).serve_forever(log_level=args.log_level)
+    )
+    server.stamp_tokens = args.stamp_tokens
+    server.serve_forever(log_level=args.log_level)
 
 
 if __name__ == "__main__":

@@ -176,3 +176,13 @@ def test_another_participant_cannot_see_someones_match_step(ada_with_card):
     bo = join()
     url = f"/d/demo/interview/{ada_with_card.interview.pk}/match/"
     assert bo.client.get(url).status_code == 404
+
+
+def test_a_value_made_from_the_card_itself_is_not_offered_back(ada_with_card):
+    ada = ada_with_card
+    card = confirmed_card(ada)
+    services.deduplicate(card_id=card.pk)  # ran before the participant reached the step
+    assert CanonicalValue.objects.filter(representative=card).exists()
+    assert services.closest_values(card=card) == []
+    response = ada.client.get(f"/d/demo/interview/{ada.interview.pk}/match/")
+    assert response.status_code == 302

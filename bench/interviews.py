@@ -1,0 +1,330 @@
+"""Benchmark: concurrent interviews over real websockets against the fake LLM.
+
+It starts the fake OpenAI-compatible server (streaming about 150 tokens per reply at 30 tokens
+per second, each piece stamped with the time the fake sent it) and the application (one uvicorn
+process on a fresh SQLite database, or the DATABASE_URL / REDIS_URL you pass), then runs N
+simulated participants. Each joins over HTTP, opens the interview websocket and alternates: a
+think time drawn from a log-normal distribution like a person's (median 20 s, scaled by
+--think-scale, printed), a message, and the streamed reply.
+
+Measured on the participant's side:
+- first token added: from sending the message to the first token on the websocket, minus the
+  model's own first-token delay (zero in the fake): what the application adds (saving the
+  message, building the prompt, calling the model, relaying);
+- stream lag: for every token, arrival in the "browser" minus the fake's send stamp;
+- replies streaming at the same moment (peak), errors, and the server's peak memory (VmHWM).
+
+Usage: python bench/interviews.py [--interviews 500] [--turns 3] [--think-scale 1.0]
+The last line printed is a JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import random
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import websockets
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+STAMP = re.compile(r"@(\d+\.\d+)@")
+RECEIVED = re.compile(r"#(\d+\.\d+)#")
+MEDIAN_THINK_SECONDS = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return math.nan
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+@dataclass
+class Stats:
+    first_token_ms: list[float] = field(default_factory=list)
+    lag_ms: list[float] = field(default_factory=list)
+    replies: int = 0
+    tokens: int = 0
+    errors: list[str] = field(default_factory=list)
+    streaming_now: int = 0
+    streaming_peak: int = 0
+
+
+async def join(http: httpx.AsyncClient) -> int:
+    landing = await http.get("/d/demo/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', landing.text).group(1)
+    response = await http.post(
+        "/d/demo/join/",
+        data={"consent": "on", "csrfmiddlewaretoken": token},
+        headers={"Referer": str(http.base_url)},
+    )
+    if response.status_code != 302:
+        raise RuntimeError(f"join answered {response.status_code}")
+    page = await http.get("/d/demo/interview/")
+    return int(re.search(r"/ws/interview/(\d+)/", page.text).group(1))
+
+
+async def enrol(base: str, limit: asyncio.Semaphore) -> tuple[int, str]:
+    """Join over HTTP as a browser would: the set-up, not what is measured."""
+    async with limit, httpx.AsyncClient(base_url=base, timeout=60) as http:
+        interview_id = await join(http)
+        return interview_id, "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+
+
+async def participant(
+    base: str,
+    interview_id: int,
+    cookies: str,
+    stats: Stats,
+    *,
+    turns: int,
+    think_scale: float,
+    rng: random.Random,
+) -> None:
+    ws_url = base.replace("http://", "ws://") + f"/ws/interview/{interview_id}/"
+    async with websockets.connect(
+        ws_url,
+        additional_headers={"Cookie": cookies, "Origin": base},
+        max_size=2**22,
+        open_timeout=60,
+        ping_interval=None,
+    ) as ws:
+        await asyncio.wait_for(ws.recv(), 60)  # the catch-up frame
+        for turn in range(turns):
+            think = rng.lognormvariate(math.log(MEDIAN_THINK_SECONDS), 0.5) * think_scale
+            await asyncio.sleep(think)
+            await one_turn(ws, turn, stats)
+
+
+async def one_turn(ws, turn: int, stats: Stats) -> None:
+    sent = time.time()
+    await ws.send(
+        json.dumps(
+            {
+                "message": f"Answer {turn}: what matters is care.",
+                "client_id": uuid.uuid4().hex,
+                "HEADERS": {},
+            }
+        )
+    )
+    first, streaming = True, False
+    try:
+        while True:
+            frame = await asyncio.wait_for(ws.recv(), 60)
+            arrived = time.time()
+            if frame.startswith("<span") and "beforeend:#m-" in frame:
+                stamps = [float(s) for s in STAMP.findall(frame)]
+                if first and stamps:
+                    first, streaming = False, True
+                    stats.streaming_now += 1
+                    stats.streaming_peak = max(stats.streaming_peak, stats.streaming_now)
+                    received = RECEIVED.search(frame)
+                    model_time = stamps[0] - float(received.group(1)) if received else 0.0
+                    stats.first_token_ms.append((arrived - sent - model_time) * 1000)
+                stats.lag_ms.extend((arrived - s) * 1000 for s in stamps)
+                stats.tokens += len(stamps)
+            elif 'id="transcript"' in frame and "Send</button>" in frame:
+                if "broke off" in frame or "not reachable" in frame or "too long" in frame:
+                    stats.errors.append("reply failed")
+                stats.replies += 1
+                return
+            elif 'id="composer-error"' in frame:
+                error = re.search(r'role="alert"[^>]*>([^<]+)<', frame)
+                if error:
+                    stats.errors.append(f"rejected: {error.group(1)[:80]}")
+                    return
+    except TimeoutError:
+        stats.errors.append("timeout waiting for the reply")
+    finally:
+        if streaming:
+            stats.streaming_now -= 1
+
+
+async def run_participants(base: str, args) -> tuple[Stats, float]:
+    stats = Stats()
+    rng = random.Random(args.seed)
+    limit = asyncio.Semaphore(20)
+    enrolled = await asyncio.gather(*(enrol(base, limit) for _ in range(args.interviews)))
+
+    async def run(interview_id: int, cookies: str, seed: float) -> None:
+        try:
+            await participant(
+                base,
+                interview_id,
+                cookies,
+                stats,
+                turns=args.turns,
+                think_scale=args.think_scale,
+                rng=random.Random(seed),
+            )
+        except Exception as error:  # any failure of a simulated participant is an error
+            stats.errors.append(f"{type(error).__name__}: {error}"[:200])
+
+    started = time.monotonic()
+    await asyncio.gather(*(run(i, c, rng.random()) for i, c in enrolled))
+    return stats, time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--interviews", type=int, default=500)
+    parser.add_argument("--turns", type=int, default=3)
+    parser.add_argument("--think-scale", type=float, default=1.0)
+    parser.add_argument("--tokens-per-second", type=float, default=30.0)
+    parser.add_argument("--reply-tokens", type=int, default=150)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+
+    var_dir = Path(tempfile.mkdtemp(prefix="mge-bench-"))
+    fake_port, app_port = free_port(), free_port()
+    env = dict(
+        os.environ,
+        VAR_DIR=str(var_dir),
+        DEBUG="false",
+        SECRET_KEY="b" * 50,
+        SECURE_SSL_REDIRECT="false",
+        SECURE_COOKIES="false",
+        SECURE_HSTS_SECONDS="0",
+        LLM_BASE_URL=f"http://127.0.0.1:{fake_port}/v1",
+        LLM_API_KEY="bench",
+        MESSAGES_PER_MINUTE="100000",
+        MODERATION_BACKEND="rules",
+        LOG_LEVEL="warning",
+    )
+    processes = []
+    try:
+        subprocess.run([PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+        subprocess.run(
+            [PYTHON, "manage.py", "collectstatic", "--noinput", "-v0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+        )
+        subprocess.run(
+            [PYTHON, "manage.py", "seed_demo"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        fake = subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "tests.fakellm",
+                "--port",
+                str(fake_port),
+                "--stamp-tokens",
+                "--tokens-per-second",
+                str(args.tokens_per_second),
+                "--reply-tokens",
+                str(args.reply_tokens),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+        )
+        processes.append(fake)
+        app = subprocess.Popen(
+            [
+                str(Path(PYTHON).with_name("uvicorn")),
+                "config.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(app_port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+                "--backlog",
+                "4096",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
+        processes.append(app)
+        wait_http(f"http://127.0.0.1:{fake_port}/v1/models")
+        wait_http(f"http://127.0.0.1:{app_port}/healthz")
+        print(
+            f"interviews={args.interviews} turns={args.turns} think-scale={args.think_scale} "
+            f"(median think {MEDIAN_THINK_SECONDS * args.think_scale:.1f} s) "
+            f"reply={args.reply_tokens} tokens at {args.tokens_per_second}/s",
+            flush=True,
+        )
+        stats, elapsed = asyncio.run(run_participants(f"http://127.0.0.1:{app_port}", args))
+        peak_mib = peak_rss_mib(app.pid)
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(var_dir, ignore_errors=True)
+
+    result = {
+        "interviews": args.interviews,
+        "turns": args.turns,
+        "think_scale": args.think_scale,
+        "median_think_seconds": MEDIAN_THINK_SECONDS * args.think_scale,
+        "replies": stats.replies,
+        "tokens_relayed": stats.tokens,
+        "first_token_added_ms_p50": round(percentile(stats.first_token_ms, 50), 1),
+        "first_token_added_ms_p99": round(percentile(stats.first_token_ms, 99), 1),
+        "stream_lag_ms_p50": round(percentile(stats.lag_ms, 50), 1),
+        "stream_lag_ms_p99": round(percentile(stats.lag_ms, 99), 1),
+        "replies_streaming_peak": stats.streaming_peak,
+        "errors": len(stats.errors),
+        "error_kinds": sorted(set(stats.errors))[:10],
+        "server_peak_rss_mib": round(peak_mib, 1),
+        "elapsed_seconds": round(elapsed, 1),
+        "mean_lag_ms": round(statistics.fmean(stats.lag_ms), 1) if stats.lag_ms else None,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
