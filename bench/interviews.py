@@ -73,6 +73,12 @@ def peak_rss_mib(pid: int) -> float:
     return math.nan
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return math.nan
@@ -165,7 +171,7 @@ async def one_turn(ws, turn: int, stats: Stats) -> None:
                     stats.first_token_ms.append((arrived - sent - model_time) * 1000)
                 stats.lag_ms.extend((arrived - s) * 1000 for s in stamps)
                 stats.tokens += len(stamps)
-            elif 'id="transcript"' in frame and "Send</button>" in frame:
+            elif "Send</button>" in frame:  # the final frame re-enables the composer
                 if "broke off" in frame or "not reachable" in frame or "too long" in frame:
                     stats.errors.append("reply failed")
                 stats.replies += 1
@@ -182,7 +188,7 @@ async def one_turn(ws, turn: int, stats: Stats) -> None:
             stats.streaming_now -= 1
 
 
-async def run_participants(base: str, args) -> tuple[Stats, float]:
+async def run_participants(base: str, args, pids: dict[str, int]) -> tuple[Stats, float, dict]:
     stats = Stats()
     rng = random.Random(args.seed)
     limit = asyncio.Semaphore(20)
@@ -202,9 +208,16 @@ async def run_participants(base: str, args) -> tuple[Stats, float]:
         except Exception as error:  # any failure of a simulated participant is an error
             stats.errors.append(f"{type(error).__name__}: {error}"[:200])
 
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     started = time.monotonic()
     await asyncio.gather(*(run(i, c, rng.random()) for i, c in enrolled))
-    return stats, time.monotonic() - started
+    elapsed = time.monotonic() - started
+    # Share of one core each process used while the participants ran (the machine has 2).
+    cpu = {
+        name: round((cpu_seconds(pid) - cpu_before[name]) / elapsed, 2)
+        for name, pid in pids.items()
+    }
+    return stats, elapsed, cpu
 
 
 def main() -> None:
@@ -280,6 +293,8 @@ def main() -> None:
                 "warning",
                 "--backlog",
                 "4096",
+                "--ws-per-message-deflate",
+                "false",
             ],
             cwd=ROOT,
             env=env,
@@ -293,7 +308,10 @@ def main() -> None:
             f"reply={args.reply_tokens} tokens at {args.tokens_per_second}/s",
             flush=True,
         )
-        stats, elapsed = asyncio.run(run_participants(f"http://127.0.0.1:{app_port}", args))
+        pids = {"server": app.pid, "fake_llm": fake.pid, "client": os.getpid()}
+        stats, elapsed, cpu = asyncio.run(
+            run_participants(f"http://127.0.0.1:{app_port}", args, pids)
+        )
         peak_mib = peak_rss_mib(app.pid)
     finally:
         for process in processes:
@@ -322,6 +340,7 @@ def main() -> None:
         "server_peak_rss_mib": round(peak_mib, 1),
         "elapsed_seconds": round(elapsed, 1),
         "mean_lag_ms": round(statistics.fmean(stats.lag_ms), 1) if stats.lag_ms else None,
+        "cpu_share_of_one_core": cpu,
     }
     print(json.dumps(result))
 

@@ -18,6 +18,7 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html
 
 from elicit import interviewer, services, views
+from elicit.forms import CardForm
 from elicit.models import Deliberation, Interview, Message, Participant
 
 logger = logging.getLogger(__name__)
@@ -108,9 +109,22 @@ class InterviewConsumer(AsyncWebsocketConsumer):
         )
 
     async def finished(self, message: Message) -> None:
-        # The card form is re-rendered only when a new card came, so that edits the
-        # participant is making to the current one are not overwritten.
-        await self.send_state(include_card=bool(message.tool_call))
+        """The saved reply replaces the streamed one (so a lost frame cannot leave a gap), and
+        the controls follow its outcome. Rendered from what the turn already holds: no extra
+        trip to the database. The card form is re-rendered only when a new card came, so that
+        edits the participant is making to the current one are not overwritten."""
+        interview = message.interview
+        context = {
+            "message": message,
+            "interview": interview,
+            "deliberation": interview.participant.deliberation,
+            "waiting": False,
+            "can_retry": message.status in {Message.Status.PARTIAL, Message.Status.FAILED},
+            "client_id": services.new_client_id(),
+            "include_card": bool(message.tool_call),
+            "card_form": CardForm.for_draft(interview.draft_card),
+        }
+        await self.safe_send(self.render("final", context))
 
     async def interview_refresh(self, event: dict) -> None:
         """Another connection to this interview (another tab or server) finished a reply."""

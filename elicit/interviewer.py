@@ -22,7 +22,7 @@ from elicit.models import Interview, Message
 logger = logging.getLogger(__name__)
 
 FLUSH_SECONDS = 0.04  # coalesce tokens into frames at most this old: text flows, never lumps
-SAVE_SECONDS = 1.0  # how often a streaming reply is saved while it arrives
+SAVE_SECONDS = 3.0  # how often a streaming reply is saved while it arrives (crash: <3 s lost)
 
 
 class Sink(Protocol):
@@ -74,25 +74,23 @@ async def reply(interview_id: int, sink: Sink | None = None) -> Message | None:
     """Produce and save the interviewer's reply to the conversation so far. Returns None when
     no reply is due (e.g. a resent message that was already answered)."""
     sink = sink or NullSink()
-    interview = await database_sync_to_async(
-        Interview.objects.select_related("question", "participant__deliberation").get
-    )(pk=interview_id)
-    if interview.interviewer == Interview.Interviewer.SCRIPTED:
-        return await _scripted_reply(interview, sink)
-    return await _llm_reply(interview, sink)
+    prepared = await database_sync_to_async(services.start_reply)(interview_id=interview_id)
+    if prepared is None:
+        return None
+    if prepared.interview.interviewer == Interview.Interviewer.SCRIPTED:
+        return await _scripted_reply(prepared, sink)
+    return await _llm_reply(prepared, sink)
 
 
-async def _scripted_reply(interview: Interview, sink: Sink) -> Message | None:
-    answers = await database_sync_to_async(services.scripted_answers)(interview)
+async def _scripted_reply(prepared: services.PreparedReply, sink: Sink) -> Message:
+    answers = prepared.scripted_answers
     card: CardDraft | None = None
     if scripted.is_card_due(answers):
         card = scripted.assemble_card(answers)
         text = scripted.card_ready_message()
     else:
         text = scripted.next_turn(answers) or scripted.after_card_message()
-    message = await database_sync_to_async(services.begin_reply)(interview=interview)
-    if message is None:
-        return None
+    message = prepared.message
     await sink.started(message)
     await sink.delta(message, text)
     message = await database_sync_to_async(services.finish_reply)(
@@ -102,12 +100,10 @@ async def _scripted_reply(interview: Interview, sink: Sink) -> Message | None:
     return message
 
 
-async def _llm_reply(interview: Interview, sink: Sink) -> Message | None:
-    messages = await database_sync_to_async(services.llm_messages)(interview)
-    model = interview.model
-    message = await database_sync_to_async(services.begin_reply)(interview=interview)
-    if message is None:
-        return None
+async def _llm_reply(prepared: services.PreparedReply, sink: Sink) -> Message:
+    messages = prepared.llm_messages
+    model = prepared.interview.model
+    message = prepared.message
     await sink.started(message)
     state = _Stream(last_flush=time.monotonic(), last_save=time.monotonic())
     card: CardDraft | None = None

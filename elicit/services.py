@@ -328,6 +328,34 @@ def begin_reply(*, interview: Interview) -> Message | None:
         )
 
 
+@dataclass
+class PreparedReply:
+    """Everything a reply needs, gathered in one database round trip."""
+
+    interview: Interview
+    message: Message
+    llm_messages: list[dict]
+    scripted_answers: list[str]
+
+
+def start_reply(*, interview_id: int) -> PreparedReply | None:
+    """Begin the interviewer's reply, or None when none is due. One call, so that the async
+    side crosses into the database thread once per reply rather than once per query."""
+    interview = Interview.objects.select_related("question", "participant__deliberation").get(
+        pk=interview_id
+    )
+    message = begin_reply(interview=interview)
+    if message is None:
+        return None
+    scripted_turn = interview.interviewer == Interview.Interviewer.SCRIPTED
+    return PreparedReply(
+        interview=interview,
+        message=message,
+        llm_messages=[] if scripted_turn else llm_messages(interview),
+        scripted_answers=scripted_answers(interview) if scripted_turn else [],
+    )
+
+
 def save_reply_progress(*, message_id: int, content: str) -> None:
     Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
         content=content, updated_at=timezone.now()
@@ -345,7 +373,11 @@ def finish_reply(
     prompt_tokens: int = 0,
     completion_tokens: int = 0,
 ) -> Message:
-    message = Message.objects.select_for_update().select_related("interview").get(pk=message_id)
+    message = (
+        Message.objects.select_for_update(of=("self",))
+        .select_related("interview__participant__deliberation")
+        .get(pk=message_id)
+    )
     message.content = content
     message.status = status
     message.error = error
@@ -360,6 +392,9 @@ def finish_reply(
     )
     if card is not None:
         propose_card(interview=message.interview, draft=card)
+        if message.interview.status != Interview.Status.COMPLETED:
+            message.interview.draft_card = card.as_dict()
+            message.interview.status = Interview.Status.CARD_PROPOSED
     return message
 
 
