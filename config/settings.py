@@ -98,9 +98,7 @@ TEMPLATES = [
 
 DATABASE_URL = env.str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
 try:
-    _database = dj_database_url.parse(
-        DATABASE_URL, conn_max_age=env.int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
-    )
+    _database = dj_database_url.parse(DATABASE_URL)
 except (ValueError, KeyError) as error:
     raise ImproperlyConfigured(f"DATABASE_URL={DATABASE_URL!r} cannot be used: {error}") from None
 if _database["ENGINE"] not in {
@@ -112,20 +110,27 @@ if _database["ENGINE"] not in {
     )
 if _database["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while the worker writes; IMMEDIATE transactions avoid the
-    # "database is locked" upgrade deadlock between the two processes.
+    # "database is locked" upgrade deadlock between the two processes. Connections are kept:
+    # opening a SQLite file is cheap but not free, and nothing limits their number.
+    _database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 60, minimum=0)
     _database["OPTIONS"] = {
         "timeout": 20,
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-elif env.bool("DATABASE_POOL", False):
-    # psycopg's connection pool (Django >= 5.1); CONN_MAX_AGE must then be 0.
+elif env.bool("DATABASE_POOL", True):
+    # Under ASGI every request runs in its own thread, so persistent per-thread connections
+    # (CONN_MAX_AGE) pile up until PostgreSQL refuses clients; psycopg's pool (Django >= 5.1)
+    # shares a bounded set instead. CONN_MAX_AGE must then be 0.
     _database["CONN_MAX_AGE"] = 0
     _database.setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN", 2, minimum=0),
-        "max_size": env.int("DATABASE_POOL_MAX", 10, minimum=1),
+        "max_size": env.int("DATABASE_POOL_MAX", 20, minimum=1),
         "timeout": 10,
     }
+else:
+    # Behind an external pooler (PgBouncer in transaction mode): one short connection per use.
+    _database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
 _database["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -62,12 +62,16 @@ class InterviewConsumer(AsyncWebsocketConsumer):
         if data.get("action") == "retry":
             self.start_turn()
             return
+        blocking = self.interview.participant.deliberation.block_flagged_messages
+        if self.turn is not None and not self.turn.done():
+            blocking = True  # a reply is still being written: just record, do not start one
         try:
-            message, created = await database_sync_to_async(services.record_participant_message)(
+            message, created, prepared = await database_sync_to_async(services.take_message)(
                 interview=self.interview,
                 text=str(data.get("message", "")),
                 client_id=str(data.get("client_id", "")),
                 address=self.address(),
+                start=not blocking,
             )
         except services.ParticipationError as error:
             await self.send(text_data=self.render("composer_error", {"composer_error": str(error)}))
@@ -79,18 +83,18 @@ class InterviewConsumer(AsyncWebsocketConsumer):
             if not allowed:
                 await self.send_state()
                 return
-        self.start_turn()
+        self.start_turn(prepared)
 
     # --- the reply -------------------------------------------------------------------------------
 
-    def start_turn(self) -> None:
+    def start_turn(self, prepared: services.PreparedReply | None = None) -> None:
         if self.turn is not None and not self.turn.done():
             return
-        self.turn = asyncio.create_task(self.run_turn())
+        self.turn = asyncio.create_task(self.run_turn(prepared))
 
-    async def run_turn(self) -> None:
+    async def run_turn(self, prepared: services.PreparedReply | None = None) -> None:
         try:
-            message = await interviewer.reply(self.interview.pk, sink=self)
+            message = await interviewer.reply(self.interview.pk, sink=self, prepared=prepared)
         except Exception:
             logger.exception("interview %s: the reply failed", self.interview.pk)
             message = None

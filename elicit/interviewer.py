@@ -70,11 +70,14 @@ class _Stream:
     completion_tokens: int = 0
 
 
-async def reply(interview_id: int, sink: Sink | None = None) -> Message | None:
+async def reply(
+    interview_id: int, sink: Sink | None = None, prepared: services.PreparedReply | None = None
+) -> Message | None:
     """Produce and save the interviewer's reply to the conversation so far. Returns None when
     no reply is due (e.g. a resent message that was already answered)."""
     sink = sink or NullSink()
-    prepared = await database_sync_to_async(services.start_reply)(interview_id=interview_id)
+    if prepared is None:
+        prepared = await database_sync_to_async(services.start_reply)(interview_id=interview_id)
     if prepared is None:
         return None
     if prepared.interview.interviewer == Interview.Interviewer.SCRIPTED:
@@ -183,7 +186,9 @@ async def _stream_once(
                 await _flush(message, state, sink)
             if now - state.last_save >= SAVE_SECONDS:
                 state.last_save = now
-                await database_sync_to_async(services.save_reply_progress)(
+                # Off the shared database thread: progress saves of many streams must not
+                # queue in front of the next participant's first token.
+                await database_sync_to_async(services.save_reply_progress, thread_sensitive=False)(
                     message_id=message.pk, content=state.content
                 )
         elif isinstance(event, llm.ToolCall):

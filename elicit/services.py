@@ -356,6 +356,21 @@ def start_reply(*, interview_id: int) -> PreparedReply | None:
     )
 
 
+def take_message(
+    *,
+    interview: Interview,
+    text: str,
+    client_id: str = "",
+    address: str = "",
+    start: bool = True,
+) -> tuple[Message, bool, PreparedReply | None]:
+    """Save the participant's message and, in the same round trip, begin the reply to it."""
+    message, created = record_participant_message(
+        interview=interview, text=text, client_id=client_id, address=address
+    )
+    return message, created, start_reply(interview_id=interview.pk) if start else None
+
+
 def save_reply_progress(*, message_id: int, content: str) -> None:
     Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
         content=content, updated_at=timezone.now()
