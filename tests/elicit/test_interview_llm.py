@@ -22,7 +22,7 @@ CARD = {
 
 
 @pytest.fixture
-def demo(db, llm):
+def demo(transactional_db, llm):
     return seed_demo()[0]
 
 
@@ -255,3 +255,34 @@ async def test_nobody_else_can_open_a_participants_interview(llm):
     stranger = communicator(ada, origin=b"http://evil.example")
     connected, _ = await stranger.connect()
     assert not connected
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_deliberation_can_stop_an_interview_at_a_flagged_message(llm):
+    from elicit.models import Deliberation
+
+    await sync_to_async(seed_demo)()
+    await Deliberation.objects.filter(slug="demo").aupdate(block_flagged_messages=True)
+    llm.flag_words = {"idiot": "harassment"}
+    ada = await sync_to_async(join)()
+    comm = communicator(ada)
+    assert (await comm.connect())[0]
+    try:
+        await collect(comm, lambda text: 'id="transcript"' in text)
+        await send(comm, "You are an idiot.")
+        frames = await collect(comm, lambda text: "was stopped" in text)
+    finally:
+        await comm.disconnect()
+    assert "flagged for review" in "".join(frames)
+    interview = await Interview.objects.aget(pk=ada.interview.pk)
+    assert interview.status == Interview.Status.BLOCKED
+    assert await ModerationFlag.objects.filter(reason="harassment").aexists()
+    assert llm.chat_requests == []  # the interviewer never answered the flagged message
+
+
+def test_an_error_event_inside_the_stream_keeps_the_partial_reply(demo, llm):
+    ada = join()
+    llm.queue_broken_stream("Half a tho", error_event="server overloaded")
+    ada.send_http("Her safety matters.")
+    reply = last_reply(ada.interview)
+    assert (reply.status, reply.content) == (Message.Status.PARTIAL, "Half a tho")

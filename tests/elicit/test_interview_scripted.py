@@ -18,7 +18,7 @@ ANSWERS = [
 
 
 @pytest.fixture
-def demo(db, no_llm):
+def demo(transactional_db, no_llm):
     return seed_demo()[0]
 
 

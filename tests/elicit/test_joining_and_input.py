@@ -7,11 +7,13 @@ from elicit.demo import seed_demo
 from elicit.models import Deliberation, Invite, Message, Participant
 from tests.elicit.helpers import join
 
-pytestmark = pytest.mark.django_db
+# The interview turn crosses into the database thread (as it does under ASGI), which needs
+# committed data: these tests run outside a wrapping transaction.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def demo(no_llm):
+def demo(transactional_db, no_llm):
     return seed_demo()[0]
 
 

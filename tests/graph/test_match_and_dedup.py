@@ -103,7 +103,7 @@ def confirmed_card(client_browser):
 
 
 @pytest.fixture
-def ada_with_card(no_llm):
+def ada_with_card(transactional_db, no_llm):
     from elicit.demo import seed_demo
     from tests.elicit.helpers import join
     from tests.elicit.test_interview_scripted import ANSWERS
@@ -154,7 +154,8 @@ def test_a_value_that_was_not_offered_cannot_be_joined(ada_with_card):
     )
     assert response.status_code == 422
     card.refresh_from_db()
-    assert card.canonical is None
+    assert card.chosen_canonical is None
+    assert not DedupDecision.objects.filter(card=card, method="participant").exists()
 
 
 def test_keeping_the_value_distinct_sends_it_to_deduplication(
