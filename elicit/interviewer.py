@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from channels.db import database_sync_to_async
+from django.db import connection
 from django.utils.translation import gettext as _
 
 from elicit import llm, moderation, scripted, services
@@ -21,6 +22,11 @@ from elicit.models import Interview, Message
 
 logger = logging.getLogger(__name__)
 
+# Progress saves of many streams should not queue in front of the next participant's first
+# token in the shared database thread. PostgreSQL takes them in parallel from other threads;
+# SQLite has a single writer, and writers from several threads would wait on its lock with
+# sleeps far longer than the queue, so there they stay on the shared thread.
+SHARED_WRITER = connection.vendor == "sqlite"
 FLUSH_SECONDS = 0.04  # coalesce tokens into frames at most this old: text flows, never lumps
 SAVE_SECONDS = 3.0  # how often a streaming reply is saved while it arrives (crash: <3 s lost)
 
@@ -186,11 +192,9 @@ async def _stream_once(
                 await _flush(message, state, sink)
             if now - state.last_save >= SAVE_SECONDS:
                 state.last_save = now
-                # Off the shared database thread: progress saves of many streams must not
-                # queue in front of the next participant's first token.
-                await database_sync_to_async(services.save_reply_progress, thread_sensitive=False)(
-                    message_id=message.pk, content=state.content
-                )
+                await database_sync_to_async(
+                    services.save_reply_progress, thread_sensitive=SHARED_WRITER
+                )(message_id=message.pk, content=state.content)
         elif isinstance(event, llm.ToolCall):
             if event.name == CARD_TOOL["function"]["name"]:
                 card_call = event

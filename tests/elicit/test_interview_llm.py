@@ -286,3 +286,32 @@ def test_an_error_event_inside_the_stream_keeps_the_partial_reply(demo, llm):
     ada.send_http("Her safety matters.")
     reply = last_reply(ada.interview)
     assert (reply.status, reply.content) == (Message.Status.PARTIAL, "Half a tho")
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_over_the_websocket_a_broken_reply_offers_a_retry_that_works(llm):
+    import json as json_module
+
+    await sync_to_async(seed_demo)()
+    ada = await sync_to_async(join)()
+    llm.queue_broken_stream("The first half of a")
+    comm = communicator(ada)
+    assert (await comm.connect())[0]
+    try:
+        await collect(comm, lambda text: 'id="transcript"' in text)
+        await send(comm, "Her safety matters.")
+        frames = "".join(await collect(comm, lambda text: "Try again" in text))
+        assert "broke off" in frames
+        assert "The first half of a" in frames
+        llm.queue_text("Thank you. Tell me about a time this mattered.")
+        await comm.send_to(text_data=json_module.dumps({"action": "retry", "HEADERS": {}}))
+        frames = "".join(
+            await collect(
+                comm, lambda text: "Tell me about a time" in text and "Send</button>" in text
+            )
+        )
+    finally:
+        await comm.disconnect()
+    assert "Try again" not in frames.split("Tell me about a time", 1)[1]
+    statuses = [m.status async for m in Message.objects.filter(role="interviewer").order_by("seq")]
+    assert statuses == ["complete", "partial", "complete"]
