@@ -3,6 +3,7 @@ a participant "Ada" who answers honestly, "Bo" another participant, and "Rhea" a
 
 import factory
 from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
 
 from elicit import models as e
 from graph import models as g
@@ -106,3 +107,13 @@ class HypothesisFactory(factory.django.DjangoModelFactory):
         CanonicalValueFactory, deliberation=factory.SelfAttribute("..deliberation")
     )
     story = "Someone who once cared about A came to see that B mattered more."
+
+
+def refused(create) -> bool:
+    """True when the database refuses what `create` does (a constraint holds)."""
+    try:
+        with transaction.atomic():
+            create()
+    except IntegrityError:
+        return True
+    return False

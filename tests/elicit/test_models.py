@@ -1,7 +1,6 @@
 """What must never happen twice is refused by the database itself."""
 
 import pytest
-from django.db import IntegrityError, transaction
 
 from elicit.models import Message, ModerationAction, ModerationFlag, SurveyResponse
 from tests.factories import (
@@ -9,18 +8,10 @@ from tests.factories import (
     InterviewFactory,
     ParticipantFactory,
     QuestionFactory,
+    refused,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-def refused(create) -> bool:
-    try:
-        with transaction.atomic():
-            create()
-    except IntegrityError:
-        return True
-    return False
 
 
 def test_a_panel_id_is_one_participant_per_deliberation():

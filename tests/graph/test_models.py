@@ -2,7 +2,6 @@
 deduplication decision in force."""
 
 import pytest
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from graph.models import DedupDecision, ScoringRun, UpgradeHypothesis, UpgradeJudgment
@@ -11,18 +10,10 @@ from tests.factories import (
     HypothesisFactory,
     ParticipantFactory,
     ValuesCardFactory,
+    refused,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-def refused(create) -> bool:
-    try:
-        with transaction.atomic():
-            create()
-    except IntegrityError:
-        return True
-    return False
 
 
 def judge(participant, hypothesis, verdict="upgrade"):
