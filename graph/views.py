@@ -1,15 +1,28 @@
-"""Participant steps of the graph side. Thin views: fetch with permission, call a service."""
+"""Participant steps of the graph side. Thin views: fetch with permission, call a service.
+
+After the card: match (is one of these your value?) -> vote (the wisest values) -> judge (the
+upgrade stories, one at a time) -> done. Every step can be reloaded or resumed later, works
+without JavaScript (a plain POST and a redirect), and answers an htmx request with just the
+named partial of its own template.
+"""
 
 from __future__ import annotations
 
+from functools import wraps
+
+from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods
+from django.urls import reverse
+from django.utils.translation import gettext
+from django.views.decorators.http import require_http_methods, require_safe
+from django_htmx.http import HttpResponseClientRedirect
 
 from elicit.models import ValuesCard
-from elicit.views import own_interview
-from graph import services
-from graph.models import CanonicalValue
+from elicit.services import session_participant
+from elicit.views import own_interview, public_deliberation
+from graph import participation, services
+from graph.models import CanonicalValue, UpgradeJudgment
 
 
 def own_card(request, slug, interview) -> ValuesCard:
@@ -40,8 +53,199 @@ def match(request, slug, interview):
                 )
             value = get_object_or_404(CanonicalValue, pk=int(choice))
         services.choose_value(card=card, value=value)
-        return redirect("elicit:card_saved", slug=slug, pk=interview)
+        return redirect("graph:vote", slug=slug)
     if not neighbours:
         services.choose_value(card=card, value=None)
-        return redirect("elicit:card_saved", slug=slug, pk=interview)
+        return redirect("graph:vote", slug=slug)
     return render(request, "graph/match.html", {"card": card, "neighbours": neighbours})
+
+
+# --- Helpers of the steps below -----------------------------------------------------------------
+
+
+def participant_step(view):
+    """Give the view the session's participant of the deliberation; someone who has not joined
+    is sent to the landing page to read the terms."""
+
+    @wraps(view)
+    def wrapper(request, slug, **kwargs):
+        deliberation = public_deliberation(slug)
+        participant = session_participant(request.session, deliberation)
+        if participant is None:
+            messages.info(request, gettext("Please read and agree to the terms first."))
+            return go(request, reverse("elicit:landing", kwargs={"slug": slug}))
+        return view(request, participant, **kwargs)
+
+    return wrapper
+
+
+def go(request, url: str):
+    """Move on to the next page: a redirect, or a full page load for an htmx request (whose
+    swap target belongs to the page being left)."""
+    if request.htmx:
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
+def step_url(name: str, participant, **kwargs) -> str:
+    return reverse(name, kwargs={"slug": participant.deliberation.slug, **kwargs})
+
+
+def render_step(request, template: str, partial: str, context: dict, status: int = 200):
+    """The whole page, or for htmx just the partial: both are the same HTML."""
+    name = f"{template}#{partial}" if request.htmx else template
+    return render(request, name, context, status=status)
+
+
+def posted_ids(values: list[str]) -> set[int]:
+    # Anything that is not an id cannot have been shown: -1 makes the service refuse it.
+    return {int(v) if v.isdigit() else -1 for v in values}
+
+
+# --- Wisest values ------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@participant_step
+def vote(request, participant):
+    """Step 6: choose the wisest among about six values of the participant's question."""
+    question = participation.vote_question(participant)
+    if question is None:  # no card yet: the interview comes first
+        return go(request, step_url("elicit:interview", participant))
+    wisest_vote = participation.start_vote(participant=participant, question=question)
+    if wisest_vote is None:  # fewer than two values to choose from
+        return go(request, step_url("graph:judge", participant))
+    context = {
+        "deliberation": participant.deliberation,
+        "question": question,
+        "vote": wisest_vote,
+        "values": participation.vote_values(wisest_vote),
+        "chosen": set(wisest_vote.chosen.values_list("pk", flat=True)),
+    }
+    if request.method == "POST":
+        chosen = posted_ids(request.POST.getlist("value"))
+        try:
+            participation.record_vote(vote=wisest_vote, chosen_ids=chosen)
+        except participation.StepError as error:
+            context.update(chosen=chosen, error=str(error))
+            return render_step(request, "graph/vote.html", "step", context, status=422)
+        return go(request, step_url("graph:judge", participant))
+    return render_step(request, "graph/vote.html", "step", context)
+
+
+# --- Upgrade judgments --------------------------------------------------------------------------
+
+
+def story_context(participant, judgment: UpgradeJudgment, **extra) -> dict:
+    total = participant.deliberation.judgments_per_participant
+    context = {
+        "deliberation": participant.deliberation,
+        "judgment": judgment,
+        "hypothesis": judgment.hypothesis,
+        "verdicts": UpgradeJudgment.Verdict.choices,
+        "verdict": judgment.verdict,
+        "comment": judgment.comment,
+        "number": min(total, participation.answered_count(participant) + 1),
+        "total": total,
+        "comment_max": participation.COMMENT_MAX_CHARS,
+        "action": step_url("graph:judge", participant),
+    }
+    context.update(extra)
+    return context
+
+
+def next_story(request, participant):
+    judgment = participation.next_judgment(participant=participant)
+    if judgment is None:  # judged enough, or nothing left to judge
+        return go(request, step_url("graph:done", participant))
+    return render_step(request, "graph/judge.html", "story", story_context(participant, judgment))
+
+
+@require_http_methods(["GET", "POST"])
+@participant_step
+def judge(request, participant):
+    """Step 7: the upgrade stories, one at a time, until enough are answered."""
+    if request.method == "GET":
+        return next_story(request, participant)
+    judgment_id = request.POST.get("judgment", "")
+    judgment = participation.own_judgment(
+        participant=participant, judgment_id=int(judgment_id) if judgment_id.isdigit() else 0
+    )
+    if judgment is None:
+        raise Http404
+    verdict, comment = request.POST.get("verdict", ""), request.POST.get("comment", "")
+    try:
+        participation.answer_judgment(judgment=judgment, verdict=verdict, comment=comment)
+    except participation.StepError as error:
+        context = story_context(
+            participant, judgment, verdict=verdict, comment=comment, error=str(error)
+        )
+        return render_step(request, "graph/judge.html", "story", context, status=422)
+    if request.htmx:  # swap in the next story (or go to the end) without a round trip
+        return next_story(request, participant)
+    return redirect(step_url("graph:judge", participant))
+
+
+@require_safe
+@participant_step
+def judgments(request, participant):
+    """The participant's answered judgments, each of which they may revise."""
+    return render(
+        request,
+        "graph/judgments.html",
+        {
+            "deliberation": participant.deliberation,
+            "judgments": participation.answered_judgments(participant),
+            "left": participation.judgments_left(participant),
+        },
+    )
+
+
+@require_http_methods(["GET", "POST"])
+@participant_step
+def revise_judgment(request, participant, pk):
+    """Change an earlier answer; every answer is kept in the judgment's history."""
+    judgment = participation.own_judgment(participant=participant, judgment_id=pk)
+    if judgment is None:
+        raise Http404
+    if not judgment.verdict:  # not answered yet: it is the current story
+        return go(request, step_url("graph:judge", participant))
+    extra = {
+        "revising": True,
+        "history": participation.judgment_history(judgment),
+        "action": step_url("graph:revise_judgment", participant, pk=judgment.pk),
+    }
+    if request.method == "POST":
+        verdict, comment = request.POST.get("verdict", ""), request.POST.get("comment", "")
+        try:
+            participation.answer_judgment(judgment=judgment, verdict=verdict, comment=comment)
+        except participation.StepError as error:
+            context = story_context(
+                participant, judgment, verdict=verdict, comment=comment, error=str(error), **extra
+            )
+            return render_step(request, "graph/judge.html", "story", context, status=422)
+        messages.success(
+            request, gettext("Your answer was changed. Your earlier answers are kept.")
+        )
+        return go(request, step_url("graph:judgments", participant))
+    return render_step(
+        request, "graph/judge.html", "story", story_context(participant, judgment, **extra)
+    )
+
+
+# --- The end ------------------------------------------------------------------------------------
+
+
+@require_safe
+@participant_step
+def done(request, participant):
+    """Thanks, and the participant's card. (Results and the survey come here later.)"""
+    return render(
+        request,
+        "graph/done.html",
+        {
+            "deliberation": participant.deliberation,
+            "card": participation.latest_card(participant),
+            "answered": participation.answered_count(participant),
+        },
+    )

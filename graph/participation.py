@@ -1,0 +1,325 @@
+"""The participant's steps after the interview: the wisest-values vote and the upgrade judgments.
+
+Typed functions with keyword-only arguments, atomic, safe to call twice (a reload, a second tab).
+Views call these and do nothing of substance themselves.
+
+Decisions worth knowing when reading the results:
+
+- A participant's *own values* (the canonical values their cards joined or chose) are never put
+  before them, neither in the vote nor in a story: a vote or judgment on one's own value is a vote
+  for oneself, and the method should be hard to manipulate.
+- A person sees each pair of values once, in any context and in either direction, which is
+  stricter than the database (it refuses the same pair twice *in a context*): a second story about
+  the same two cards tells the participant little new and costs them time.
+- Routing spreads evidence: stories of the participant's own question(s) first, then the pair
+  with the fewest answered judgments (both directions of a pair count together, because an upgrade
+  A -> B is also evidence about B -> A), ties broken by a hash of participant and hypothesis, so
+  the draw is random across people but the same on every reload.
+- `answered_at` keeps the *first* answer (the time to answer is `answered_at - shown_at`); later
+  revisions are in JudgmentRevision with their own times, and the judgment holds the latest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from elicit.cards import clean_text
+from elicit.models import Participant, Question, ValuesCard
+from elicit.services import ParticipationError
+from graph.models import (
+    CanonicalValue,
+    JudgmentRevision,
+    UpgradeHypothesis,
+    UpgradeJudgment,
+    WisestVote,
+)
+from graph.services import visible_values
+
+COMMENT_MAX_CHARS = 2000
+
+
+class StepError(ParticipationError):
+    """An answer that cannot be stored as given; shown to the participant with their input."""
+
+
+def _draw(participant: Participant, kind: str, pk: int) -> str:
+    """A tie-breaker that differs between people but not between reloads."""
+    return hashlib.sha256(f"{participant.public_id}:{kind}:{pk}".encode()).hexdigest()
+
+
+# --- The participant's own card and values ------------------------------------------------------
+
+
+def latest_card(participant: Participant) -> ValuesCard | None:
+    return (
+        ValuesCard.objects.filter(participant=participant)
+        .select_related("question")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def own_value_ids(participant: Participant) -> set[int]:
+    """The canonical values the participant's cards joined or chose."""
+    ids: set[int] = set()
+    for canonical, chosen in ValuesCard.objects.filter(participant=participant).values_list(
+        "canonical_id", "chosen_canonical_id"
+    ):
+        ids.update(pk for pk in (canonical, chosen) if pk is not None)
+    return ids
+
+
+# --- Wisest-values vote -------------------------------------------------------------------------
+
+
+def vote_question(participant: Participant) -> Question | None:
+    """The question the participant last wrote a card for: the one they vote on."""
+    card = latest_card(participant)
+    return card.question if card is not None else None
+
+
+def vote_candidates(*, participant: Participant, question: Question) -> list[CanonicalValue]:
+    """Up to `wisest_vote_size` values written for the question, never the participant's own.
+    The least shown values come first so that every value gets seen; the order on the page is
+    shuffled per person so that no value profits from being first."""
+    size = participant.deliberation.wisest_vote_size
+    values = list(
+        visible_values(participant.deliberation)
+        .filter(cards__question=question)
+        .exclude(pk__in=own_value_ids(participant))
+        .annotate(times_shown=Count("shown_in_votes", distinct=True))
+        .distinct()
+    )
+    values.sort(key=lambda v: (v.times_shown, _draw(participant, "vote", v.pk)))
+    chosen: list[CanonicalValue] = list(values[:size])
+    chosen.sort(key=lambda v: _draw(participant, "order", v.pk))
+    return chosen
+
+
+def existing_vote(*, participant: Participant, question: Question) -> WisestVote | None:
+    return WisestVote.objects.filter(participant=participant, question=question).first()
+
+
+@transaction.atomic
+def start_vote(*, participant: Participant, question: Question) -> WisestVote | None:
+    """The participant's vote on the question, created with the values shown the first time.
+    None when fewer than two values are available: there is nothing to choose between."""
+    vote = existing_vote(participant=participant, question=question)
+    if vote is not None:
+        return vote
+    candidates = vote_candidates(participant=participant, question=question)
+    if len(candidates) < 2:
+        return None
+    try:
+        with transaction.atomic():
+            vote = WisestVote.objects.create(participant=participant, question=question)
+    except IntegrityError:  # two tabs opened the step at once: the first one's values stand
+        return WisestVote.objects.get(participant=participant, question=question)
+    vote.shown.set(candidates)
+    return vote
+
+
+def vote_values(vote: WisestVote) -> list[CanonicalValue]:
+    """The values of the vote as the participant sees them now: those shown the first time,
+    minus any hidden or merged since, or that have become their own."""
+    participant = vote.participant
+    shown = set(vote.shown.values_list("pk", flat=True)) - own_value_ids(participant)
+    values = list(visible_values(participant.deliberation).filter(pk__in=shown))
+    values.sort(key=lambda v: _draw(participant, "order", v.pk))
+    return values
+
+
+@transaction.atomic
+def record_vote(*, vote: WisestVote, chosen_ids: Collection[int]) -> WisestVote:
+    """Store the values the participant holds wisest: at least one, all among those shown.
+    Changing one's answer replaces it; `answered_at` keeps the time of the first answer."""
+    allowed = {v.pk for v in vote_values(vote)}
+    chosen = set(chosen_ids)
+    if not chosen:
+        raise StepError(_("Please choose at least one value."))
+    if not chosen <= allowed:
+        raise StepError(_("Please choose among the values shown."))
+    vote.chosen.set(chosen)
+    if vote.answered_at is None:
+        vote.answered_at = timezone.now()
+        vote.save(update_fields=["answered_at"])
+    return vote
+
+
+# --- Upgrade judgments --------------------------------------------------------------------------
+
+
+def answered_count(participant: Participant) -> int:
+    return UpgradeJudgment.objects.filter(participant=participant).exclude(verdict="").count()
+
+
+def judgments_left(participant: Participant) -> int:
+    """How many more stories the participant is asked to judge (0 when they are done)."""
+    wanted = participant.deliberation.judgments_per_participant
+    return max(0, wanted - answered_count(participant))
+
+
+def _showable(participant: Participant):
+    """Hypotheses that may be shown to the participant: not hidden, both values visible, none
+    of them the participant's own."""
+    deliberation = participant.deliberation
+    visible = visible_values(deliberation).exclude(pk__in=own_value_ids(participant))
+    return UpgradeHypothesis.objects.filter(
+        deliberation=deliberation,
+        hidden_at__isnull=True,
+        from_value__in=visible,
+        to_value__in=visible,
+    )
+
+
+def _pending(participant: Participant) -> UpgradeJudgment | None:
+    """A story shown but not answered yet (a reload shows it again), if it may still be shown."""
+    return (
+        UpgradeJudgment.objects.filter(
+            participant=participant, verdict="", hypothesis__in=_showable(participant)
+        )
+        .select_related("hypothesis__context", "hypothesis__from_value", "hypothesis__to_value")
+        .order_by("shown_at", "id")
+        .first()
+    )
+
+
+def routing_order(participant: Participant) -> list[UpgradeHypothesis]:
+    """Hypotheses the participant may still be shown, best first (see the module docstring)."""
+    seen_pairs = set(
+        UpgradeJudgment.objects.filter(participant=participant).values_list("pair_key", flat=True)
+    )
+    candidates = list(_showable(participant).exclude(pair_key__in=seen_pairs))
+    if not candidates:
+        return []
+    answered = UpgradeJudgment.objects.filter(
+        hypothesis__deliberation=participant.deliberation,
+        participant__banned_at__isnull=True,
+    ).exclude(verdict="")
+    per_pair = {
+        (row["context_id"], row["pair_key"]): row["n"]
+        for row in answered.values("context_id", "pair_key").annotate(n=Count("id"))
+    }
+    per_hypothesis = dict(
+        answered.values("hypothesis_id").annotate(n=Count("id")).values_list("hypothesis_id", "n")
+    )
+    my_contexts = set(
+        Question.objects.filter(cards__participant=participant).values_list("contexts", flat=True)
+    )
+
+    def priority(h: UpgradeHypothesis) -> tuple:
+        return (
+            h.context_id not in my_contexts,
+            per_pair.get((h.context_id, h.pair_key), 0),
+            per_hypothesis.get(h.pk, 0),
+            _draw(participant, "hypothesis", h.pk),
+        )
+
+    return sorted(candidates, key=priority)
+
+
+@transaction.atomic
+def next_judgment(*, participant: Participant) -> UpgradeJudgment | None:
+    """The story to show the participant now: the one they were shown and have not answered,
+    else a new one chosen by the routing. None when they have judged enough or nothing is left.
+    Showing a story creates its judgment with an empty verdict, so the time to answer is known
+    and the same pair is never drawn again."""
+    if judgments_left(participant) == 0:
+        return None
+    # Serialises a participant's concurrent requests on databases that lock rows.
+    Participant.objects.select_for_update().filter(pk=participant.pk).first()
+    pending = _pending(participant)
+    if pending is not None:
+        return pending
+    for hypothesis in routing_order(participant):
+        try:
+            with transaction.atomic():
+                UpgradeJudgment.objects.create(
+                    participant=participant,
+                    hypothesis=hypothesis,
+                    context_id=hypothesis.context_id,
+                    pair_key=hypothesis.pair_key,
+                )
+        except IntegrityError:
+            # Another request of the same person drew this pair first: show what it drew.
+            pending = _pending(participant)
+            if pending is not None:
+                return pending
+            continue
+        return _pending(participant)
+    return None
+
+
+def own_judgment(*, participant: Participant, judgment_id: int) -> UpgradeJudgment | None:
+    """One of the participant's judgments, if it may still be shown to them."""
+    return (
+        UpgradeJudgment.objects.filter(
+            pk=judgment_id, participant=participant, hypothesis__hidden_at__isnull=True
+        )
+        .select_related("hypothesis__context", "hypothesis__from_value", "hypothesis__to_value")
+        .first()
+    )
+
+
+def answered_judgments(participant: Participant) -> list[UpgradeJudgment]:
+    """The participant's answered judgments, in the order they were shown, for revising."""
+    return list(
+        UpgradeJudgment.objects.filter(participant=participant, hypothesis__hidden_at__isnull=True)
+        .exclude(verdict="")
+        .select_related("hypothesis__context", "hypothesis__from_value", "hypothesis__to_value")
+        .annotate(revision_count=Count("revisions"))
+        .order_by("shown_at", "id")
+    )
+
+
+@dataclass(frozen=True)
+class Answer:
+    verdict: str
+    comment: str
+
+
+def clean_answer(*, verdict: str, comment: str) -> Answer:
+    """Check an answer as the participant gave it; raises StepError with what to change."""
+    if verdict not in UpgradeJudgment.Verdict.values:
+        raise StepError(_("Please say whether this person became wiser, or that you are not sure."))
+    comment = clean_text(comment or "")
+    if len(comment) > COMMENT_MAX_CHARS:
+        raise StepError(
+            _("Your comment is %(length)d characters long; the limit is %(limit)d.")
+            % {"length": len(comment), "limit": COMMENT_MAX_CHARS}
+        )
+    return Answer(verdict=verdict, comment=comment)
+
+
+@transaction.atomic
+def answer_judgment(
+    *, judgment: UpgradeJudgment, verdict: str, comment: str = ""
+) -> UpgradeJudgment:
+    """Answer a story, or revise an earlier answer. Every answer is appended to the judgment's
+    history; the judgment holds the latest. Sending the same answer twice stores it once."""
+    answer = clean_answer(verdict=verdict, comment=comment)
+    judgment = UpgradeJudgment.objects.select_for_update().get(pk=judgment.pk)
+    if (judgment.verdict, judgment.comment) == (answer.verdict, answer.comment):
+        return judgment  # a resubmitted form, not a new opinion
+    judgment.verdict = answer.verdict
+    judgment.comment = answer.comment
+    fields = ["verdict", "comment"]
+    if judgment.answered_at is None:
+        judgment.answered_at = timezone.now()
+        fields.append("answered_at")
+    judgment.save(update_fields=fields)
+    JudgmentRevision.objects.create(
+        judgment=judgment, verdict=answer.verdict, comment=answer.comment
+    )
+    return judgment
+
+
+def judgment_history(judgment: UpgradeJudgment) -> list[JudgmentRevision]:
+    return list(judgment.revisions.order_by("created_at", "id"))
