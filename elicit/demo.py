@@ -53,8 +53,7 @@ DESCRIPTION = (
 
 CONSENT = (
     "Your answers are stored under a random identifier and used for research on how AI systems "
-    "should behave. Do not share personal details you would not want published. You can "
-    "download or delete your data at any time from your personal link."
+    "should behave. Do not share personal details you would not want published."
 )
 
 
