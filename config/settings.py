@@ -188,7 +188,16 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict[str, dict] = {}
+# The pipeline also runs when enough new cards or judgments arrive; the schedule is the safety
+# net that catches the rest (the reference ran hypotheses every 12 hours).
+PIPELINE_INTERVAL_HOURS = env.float("PIPELINE_INTERVAL_HOURS", 12.0, minimum=0.1)
+CELERY_BEAT_SCHEDULE = {
+    "graph-pipeline": {
+        "task": "graph.run_scheduled_pipeline",
+        "schedule": PIPELINE_INTERVAL_HOURS * 60 * 60,
+        "options": {"expires": 60 * 60},
+    },
+}
 
 # --- Language model -------------------------------------------------------------------------------
 

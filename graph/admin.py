@@ -1,8 +1,11 @@
 """Admin registration of the graph side."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import transaction
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from graph import models
+from graph import models, pipeline
 
 
 @admin.register(models.CanonicalValue)
@@ -71,3 +74,64 @@ class ScoringRunAdmin(admin.ModelAdmin):
 class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ["name", "user", "prefix", "created_at", "revoked_at"]
     readonly_fields = ["token_hash", "prefix"]
+
+
+# --- Pipeline actions (graph/pipeline.py) -----------------------------------------------------
+# Appended rather than written into PipelineJobAdmin above, which another change owns.
+
+
+@admin.action(description=_("Re-run the selected failed jobs"), permissions=["change"])
+def rerun_failed_jobs(modeladmin, request, queryset):
+    """Queue each selected failed job again in its own row (its history stays together). Jobs
+    that did not fail, or that no task runs, are left alone and counted."""
+    with transaction.atomic():
+        queued = sum(pipeline.rerun_job(job_id=pk) for pk in queryset.values_list("pk", flat=True))
+    skipped = queryset.count() - queued
+    modeladmin.message_user(
+        request,
+        ngettext("%(n)d job queued again.", "%(n)d jobs queued again.", queued) % {"n": queued},
+        messages.SUCCESS,
+    )
+    if skipped:
+        modeladmin.message_user(
+            request,
+            ngettext(
+                "%(n)d job was not re-run: only failed jobs of the pipeline can be.",
+                "%(n)d jobs were not re-run: only failed jobs of the pipeline can be.",
+                skipped,
+            )
+            % {"n": skipped},
+            messages.WARNING,
+        )
+
+
+@admin.action(
+    description=_("Run the whole pipeline now for these jobs' deliberations"),
+    permissions=["change"],
+)
+def run_pipeline_now(modeladmin, request, queryset):
+    """A trigger from the admin: queue the pipeline once per deliberation of the selection
+    (not when one is already queued or running)."""
+    queued = 0
+    for deliberation_id in sorted(set(queryset.values_list("deliberation_id", flat=True))):
+        job = pipeline.queue_pipeline(
+            deliberation_id=deliberation_id, reason="admin", triggered_by=request.user
+        )
+        queued += job is not None
+    modeladmin.message_user(
+        request,
+        ngettext(
+            "The pipeline was queued for %(n)d deliberation.",
+            "The pipeline was queued for %(n)d deliberations.",
+            queued,
+        )
+        % {"n": queued},
+        messages.SUCCESS if queued else messages.WARNING,
+    )
+
+
+PipelineJobAdmin.actions = (  # type: ignore[misc]
+    *(PipelineJobAdmin.actions or ()),  # type: ignore[misc]
+    rerun_failed_jobs,
+    run_pipeline_now,
+)

@@ -16,6 +16,11 @@ class GraphConfig(AppConfig):
 
 
 def on_card_confirmed(sender, card, **kwargs) -> None:
+    """Sent once the card's transaction committed: deduplicate it a little later (the
+    participant may still say which value is theirs), and run the pipeline if enough new
+    cards arrived."""
+    from graph.pipeline import queue_pipeline_if_due
     from graph.services import queue_deduplication
 
     queue_deduplication(card.pk, countdown=DEDUP_DELAY_SECONDS)
+    queue_pipeline_if_due(deliberation_id=card.deliberation_id)

@@ -33,6 +33,7 @@ from django.utils.translation import gettext as _
 from elicit.cards import clean_text
 from elicit.models import Participant, Question, ValuesCard
 from elicit.services import ParticipationError
+from graph import pipeline
 from graph.models import (
     CanonicalValue,
     JudgmentRevision,
@@ -318,6 +319,8 @@ def answer_judgment(
     JudgmentRevision.objects.create(
         judgment=judgment, verdict=answer.verdict, comment=answer.comment
     )
+    deliberation_id = judgment.context.deliberation_id
+    transaction.on_commit(lambda: pipeline.queue_pipeline_if_due(deliberation_id=deliberation_id))
     return judgment
 
 
