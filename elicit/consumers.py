@@ -66,7 +66,7 @@ class InterviewConsumer(AsyncWebsocketConsumer):
         if self.turn is not None and not self.turn.done():
             blocking = True  # a reply is still being written: just record, do not start one
         try:
-            message, created, prepared = await database_sync_to_async(services.take_message)(
+            message, created, prepared = await interviewer.in_database(services.take_message)(
                 interview=self.interview,
                 text=str(data.get("message", "")),
                 client_id=str(data.get("client_id", "")),
@@ -139,7 +139,7 @@ class InterviewConsumer(AsyncWebsocketConsumer):
 
     async def send_state(self, *, include_card: bool = True) -> None:
         """Everything the page shows, replaced whole: the catch-up after a (re)connect."""
-        html = await database_sync_to_async(self.render_state)(include_card)
+        html = await interviewer.in_database(self.render_state)(include_card)
         await self.safe_send(html)
 
     def render_state(self, include_card: bool) -> str:

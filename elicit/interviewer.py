@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from channels.db import database_sync_to_async
-from django.db import connection
 from django.utils.translation import gettext as _
 
 from elicit import llm, moderation, scripted, services
@@ -22,11 +21,16 @@ from elicit.models import Interview, Message
 
 logger = logging.getLogger(__name__)
 
-# Progress saves of many streams should not queue in front of the next participant's first
-# token in the shared database thread. PostgreSQL takes them in parallel from other threads;
-# SQLite has a single writer, and writers from several threads would wait on its lock with
-# sleeps far longer than the queue, so there they stay on the shared thread.
-SHARED_WRITER = connection.vendor == "sqlite"
+
+def in_database(function):
+    """Run a synchronous database function from async code, in the thread pool. Channels'
+    default funnels every call of the process through one thread: at hundreds of concurrent
+    interviews a participant's first token then waits behind other streams' saves. Each call
+    here is a self-contained unit of work, so it can run in any thread (with SQLite, writers
+    briefly wait on the file lock, which measured cheaper than the single queue)."""
+    return database_sync_to_async(function, thread_sensitive=False)
+
+
 FLUSH_SECONDS = 0.04  # coalesce tokens into frames at most this old: text flows, never lumps
 SAVE_SECONDS = 3.0  # how often a streaming reply is saved while it arrives (crash: <3 s lost)
 
@@ -83,7 +87,7 @@ async def reply(
     no reply is due (e.g. a resent message that was already answered)."""
     sink = sink or NullSink()
     if prepared is None:
-        prepared = await database_sync_to_async(services.start_reply)(interview_id=interview_id)
+        prepared = await in_database(services.start_reply)(interview_id=interview_id)
     if prepared is None:
         return None
     if prepared.interview.interviewer == Interview.Interviewer.SCRIPTED:
@@ -102,7 +106,7 @@ async def _scripted_reply(prepared: services.PreparedReply, sink: Sink) -> Messa
     message = prepared.message
     await sink.started(message)
     await sink.delta(message, text)
-    message = await database_sync_to_async(services.finish_reply)(
+    message = await in_database(services.finish_reply)(
         message_id=message.pk, content=text, status=Message.Status.COMPLETE, card=card
     )
     await sink.finished(message)
@@ -153,7 +157,7 @@ async def _llm_reply(prepared: services.PreparedReply, sink: Sink) -> Message:
     except llm.LLMError as error:
         await _flush(message, state, sink)
         status = Message.Status.PARTIAL if state.content else Message.Status.FAILED
-        message = await database_sync_to_async(services.finish_reply)(
+        message = await in_database(services.finish_reply)(
             message_id=message.pk,
             content=state.content,
             status=status,
@@ -164,7 +168,7 @@ async def _llm_reply(prepared: services.PreparedReply, sink: Sink) -> Message:
         await sink.finished(message)
         return message
     await _flush(message, state, sink)
-    message = await database_sync_to_async(services.finish_reply)(
+    message = await in_database(services.finish_reply)(
         message_id=message.pk,
         content=state.content,
         status=Message.Status.COMPLETE,
@@ -192,9 +196,9 @@ async def _stream_once(
                 await _flush(message, state, sink)
             if now - state.last_save >= SAVE_SECONDS:
                 state.last_save = now
-                await database_sync_to_async(
-                    services.save_reply_progress, thread_sensitive=SHARED_WRITER
-                )(message_id=message.pk, content=state.content)
+                await in_database(services.save_reply_progress)(
+                    message_id=message.pk, content=state.content
+                )
         elif isinstance(event, llm.ToolCall):
             if event.name == CARD_TOOL["function"]["name"]:
                 card_call = event
@@ -217,12 +221,12 @@ async def check_before_reply(message: Message, interview: Interview) -> bool:
     verdict = await moderation.check(message.content)
     if verdict is None or not verdict.flagged:
         return True
-    await database_sync_to_async(services.flag)(
+    await in_database(services.flag)(
         target=message,
         deliberation_id=interview.participant.deliberation_id,
         source="automatic",
         reason=verdict.reasons[0] if verdict.reasons else "flagged",
         detail=f"{verdict.source}: {', '.join(verdict.reasons)}",
     )
-    await database_sync_to_async(services.block_interview)(interview=interview)
+    await in_database(services.block_interview)(interview=interview)
     return False
