@@ -5,6 +5,8 @@ from django.db import transaction
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from elicit.admin import DeliberationAdmin as ElicitDeliberationAdmin
+from elicit.models import Deliberation
 from graph import models, pipeline
 
 
@@ -77,7 +79,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 # --- Pipeline actions (graph/pipeline.py) -----------------------------------------------------
-# Appended rather than written into PipelineJobAdmin above, which another change owns.
 
 
 @admin.action(description=_("Re-run the selected failed jobs"), permissions=["change"])
@@ -112,17 +113,22 @@ def rerun_failed_jobs(modeladmin, request, queryset):
 def run_pipeline_now(modeladmin, request, queryset):
     """A trigger from the admin: queue the pipeline once per deliberation of the selection
     (not when one is already queued or running)."""
+    queue_pipelines(modeladmin, request, queryset.values_list("deliberation_id", flat=True))
+
+
+def queue_pipelines(modeladmin, request, deliberation_ids) -> None:
     queued = 0
-    for deliberation_id in sorted(set(queryset.values_list("deliberation_id", flat=True))):
-        job = pipeline.queue_pipeline(
-            deliberation_id=deliberation_id, reason="admin", triggered_by=request.user
-        )
+    for deliberation_id in sorted(set(deliberation_ids)):
+        with transaction.atomic():
+            job = pipeline.queue_pipeline(
+                deliberation_id=deliberation_id, reason="admin", triggered_by=request.user
+            )
         queued += job is not None
     modeladmin.message_user(
         request,
         ngettext(
-            "The pipeline was queued for %(n)d deliberation.",
-            "The pipeline was queued for %(n)d deliberations.",
+            "The pipeline was queued for %(n)d deliberation; its progress shows below.",
+            "The pipeline was queued for %(n)d deliberations; their progress shows below.",
             queued,
         )
         % {"n": queued},
@@ -130,8 +136,33 @@ def run_pipeline_now(modeladmin, request, queryset):
     )
 
 
-PipelineJobAdmin.actions = (  # type: ignore[misc]
-    *(PipelineJobAdmin.actions or ()),  # type: ignore[misc]
-    rerun_failed_jobs,
-    run_pipeline_now,
-)
+PipelineJobAdmin.actions = [rerun_failed_jobs, run_pipeline_now]
+
+
+class PipelineJobInline(admin.TabularInline):
+    """The latest background jobs of a deliberation, to watch their progress."""
+
+    model = models.PipelineJob
+    fields = ["kind", "status", "progress_done", "progress_total", "error", "created_at"]
+    readonly_fields = fields
+    extra = 0
+    max_num = 0
+    can_delete = False
+    ordering = ["-created_at"]
+    verbose_name_plural = _("Background jobs (latest first)")
+
+
+@admin.action(description=_("Run the pipeline now (merge values, write stories, score)"))
+def run_pipeline_for_deliberations(modeladmin, request, queryset):
+    queue_pipelines(modeladmin, request, queryset.values_list("pk", flat=True))
+
+
+# The Deliberation admin is elicit's; the graph side adds its pipeline to it (graph may import
+# elicit, never the reverse).
+admin.site.unregister(Deliberation)
+
+
+@admin.register(Deliberation)
+class DeliberationWithPipelineAdmin(ElicitDeliberationAdmin):
+    inlines = [*ElicitDeliberationAdmin.inlines, PipelineJobInline]
+    actions = [run_pipeline_for_deliberations]
