@@ -188,11 +188,13 @@ async def one_turn(ws, turn: int, stats: Stats) -> None:
             stats.streaming_now -= 1
 
 
-async def run_participants(base: str, args, pids: dict[str, int]) -> tuple[Stats, float, dict]:
+async def run_participants(
+    base: str, args, interviews: int, pids: dict[str, int]
+) -> tuple[Stats, float, dict]:
     stats = Stats()
     rng = random.Random(args.seed)
     limit = asyncio.Semaphore(20)
-    enrolled = await asyncio.gather(*(enrol(base, limit) for _ in range(args.interviews)))
+    enrolled = await asyncio.gather(*(enrol(base, limit) for _ in range(interviews)))
 
     async def run(interview_id: int, cookies: str, seed: float) -> None:
         try:
@@ -220,16 +222,53 @@ async def run_participants(base: str, args, pids: dict[str, int]) -> tuple[Stats
     return stats, elapsed, cpu
 
 
+TARGETS = {"first_token_added_ms_p99": 50.0, "stream_lag_ms_p99": 100.0}
+
+
+def within_bounds(result: dict) -> bool:
+    return result["errors"] == 0 and all(result[key] < limit for key, limit in TARGETS.items())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--interviews", type=int, default=500)
+    parser.add_argument(
+        "--ladder",
+        default="",
+        help="comma-separated interview counts to run one after the other (e.g. 50,100,200); "
+        "reports the largest that stays within the targets",
+    )
     parser.add_argument("--turns", type=int, default=3)
     parser.add_argument("--think-scale", type=float, default=1.0)
     parser.add_argument("--tokens-per-second", type=float, default=30.0)
     parser.add_argument("--reply-tokens", type=int, default=150)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    sizes = [int(n) for n in args.ladder.split(",") if n.strip()] or [args.interviews]
+    results = [run_once(args, n) for n in sizes]
+    for result in results:
+        print(json.dumps(result), flush=True)
+    if len(results) == 1:
+        print(json.dumps(results[0]))
+        return
+    sustained = [r for r in results if within_bounds(r)]
+    print(
+        json.dumps(
+            {
+                "targets": TARGETS,
+                "runs": results,
+                "largest_interviews_within_targets": max(
+                    (r["interviews"] for r in sustained), default=None
+                ),
+                "largest_streaming_peak_within_targets": max(
+                    (r["replies_streaming_peak"] for r in sustained), default=None
+                ),
+            }
+        )
+    )
 
+
+def run_once(args, interviews: int) -> dict:
     var_dir = Path(tempfile.mkdtemp(prefix="mge-bench-"))
     fake_port, app_port = free_port(), free_port()
     env = dict(
@@ -303,14 +342,14 @@ def main() -> None:
         wait_http(f"http://127.0.0.1:{fake_port}/v1/models")
         wait_http(f"http://127.0.0.1:{app_port}/healthz")
         print(
-            f"interviews={args.interviews} turns={args.turns} think-scale={args.think_scale} "
+            f"interviews={interviews} turns={args.turns} think-scale={args.think_scale} "
             f"(median think {MEDIAN_THINK_SECONDS * args.think_scale:.1f} s) "
             f"reply={args.reply_tokens} tokens at {args.tokens_per_second}/s",
             flush=True,
         )
         pids = {"server": app.pid, "fake_llm": fake.pid, "client": os.getpid()}
         stats, elapsed, cpu = asyncio.run(
-            run_participants(f"http://127.0.0.1:{app_port}", args, pids)
+            run_participants(f"http://127.0.0.1:{app_port}", args, interviews, pids)
         )
         peak_mib = peak_rss_mib(app.pid)
     finally:
@@ -324,7 +363,7 @@ def main() -> None:
         shutil.rmtree(var_dir, ignore_errors=True)
 
     result = {
-        "interviews": args.interviews,
+        "interviews": interviews,
         "turns": args.turns,
         "think_scale": args.think_scale,
         "median_think_seconds": MEDIAN_THINK_SECONDS * args.think_scale,
@@ -342,7 +381,7 @@ def main() -> None:
         "mean_lag_ms": round(statistics.fmean(stats.lag_ms), 1) if stats.lag_ms else None,
         "cpu_share_of_one_core": cpu,
     }
-    print(json.dumps(result))
+    return result
 
 
 if __name__ == "__main__":

@@ -88,11 +88,16 @@ class InterviewConsumer(AsyncWebsocketConsumer):
     # --- the reply -------------------------------------------------------------------------------
 
     def start_turn(self, prepared: services.PreparedReply | None = None) -> None:
-        if self.turn is not None and not self.turn.done():
-            return
-        self.turn = asyncio.create_task(self.run_turn(prepared))
+        """Start the reply in a task that outlives the socket. A turn asked for while the
+        previous one is still finishing (its last frame is out, its bookkeeping not yet) runs
+        after it; the database decides whether a reply is still due."""
+        self.turn = asyncio.create_task(self.run_turn(prepared, previous=self.turn))
 
-    async def run_turn(self, prepared: services.PreparedReply | None = None) -> None:
+    async def run_turn(
+        self, prepared: services.PreparedReply | None = None, previous: asyncio.Task | None = None
+    ) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])
         try:
             message = await interviewer.reply(self.interview.pk, sink=self, prepared=prepared)
         except Exception:

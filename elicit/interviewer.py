@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.db import database_sync_to_async
+from django.db import connection
 from django.utils.translation import gettext as _
 
 from elicit import llm, moderation, scripted, services
@@ -22,13 +25,32 @@ from elicit.models import Interview, Message
 logger = logging.getLogger(__name__)
 
 
+# Set while a synchronous view waits for a reply (the no-JavaScript form): its database work then
+# runs back in the view's own thread, on its connection and inside its transaction.
+_CALLED_FROM_SYNC: ContextVar[bool] = ContextVar("called_from_sync", default=False)
+
+
 def in_database(function):
-    """Run a synchronous database function from async code, in the thread pool. Channels'
-    default funnels every call of the process through one thread: at hundreds of concurrent
-    interviews a participant's first token then waits behind other streams' saves. Each call
-    here is a self-contained unit of work, so it can run in any thread (with SQLite, writers
-    briefly wait on the file lock, which measured cheaper than the single queue)."""
-    return database_sync_to_async(function, thread_sensitive=False)
+    """Run a synchronous database function from async code.
+
+    With PostgreSQL, in the thread pool: Channels' default funnels every call of the process
+    through one thread, and at hundreds of concurrent interviews a participant's first token
+    then waits behind other streams' saves; each call here is a self-contained unit of work.
+    SQLite has a single writer anyway, so there the calls stay on one thread rather than wait
+    on the file lock."""
+    if _CALLED_FROM_SYNC.get():
+        # The view's request manages its connection; Channels' wrapper would close it midway.
+        return sync_to_async(function, thread_sensitive=True)
+    return database_sync_to_async(function, thread_sensitive=connection.vendor == "sqlite")
+
+
+def reply_blocking(interview_id: int) -> Message | None:
+    """The reply for a synchronous caller (a plain form post): wait for all of it."""
+    token = _CALLED_FROM_SYNC.set(True)
+    try:
+        return async_to_sync(reply)(interview_id)
+    finally:
+        _CALLED_FROM_SYNC.reset(token)
 
 
 FLUSH_SECONDS = 0.04  # coalesce tokens into frames at most this old: text flows, never lumps

@@ -6,7 +6,6 @@ its forms post normally when it cannot.
 
 from __future__ import annotations
 
-from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpResponseRedirect
@@ -161,7 +160,7 @@ def send_message(request, slug, pk):
             context["composer_error"] = str(error)
             context["composer_text"] = request.POST.get("message", "")
             return render(request, "elicit/interview.html", context, status=422)
-    async_to_sync(interviewer.reply)(interview.pk)
+    interviewer.reply_blocking(interview.pk)
     url = reverse("elicit:interview", kwargs={"slug": slug})
     return redirect(f"{url}?q={interview.question.slug}")
 
