@@ -104,10 +104,13 @@ class InterviewConsumer(AsyncWebsocketConsumer):
             logger.exception("interview %s: the reply failed", self.interview.pk)
             message = None
         if message is not None:
-            await self.channel_layer.group_send(
-                group_name(self.interview.pk),
-                {"type": "interview.refresh", "sender": self.channel_name},
-            )
+            try:
+                await self.channel_layer.group_send(
+                    group_name(self.interview.pk),
+                    {"type": "interview.refresh", "sender": self.channel_name},
+                )
+            except Exception:  # other tabs catch up on their next reconnect
+                logger.warning("interview %s: could not tell other tabs", self.interview.pk)
 
     async def started(self, message: Message) -> None:
         await self.safe_send(self.render("streaming", {"message": message}))
