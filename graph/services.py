@@ -75,6 +75,22 @@ def closest_values(*, card: ValuesCard, limit: int = 3, minimum: float = 0.15) -
     return [Neighbour(values[i], s) for i, s in ranked if s >= minimum]
 
 
+LINK, JUDGE, NEW = "link", "judge", "new"
+
+
+def route(similarity: float | None, thresholds: embeddings.Thresholds) -> str:
+    """Where a card goes, given its similarity to the nearest canonical value (None: there is
+    no value yet): linked automatically, to the judge, or a new value. bench/dedup.py measures
+    this very function."""
+    if similarity is None:
+        return NEW
+    if similarity >= thresholds.same:
+        return LINK
+    if similarity >= thresholds.different:
+        return JUDGE
+    return NEW
+
+
 def new_value_from(card: ValuesCard) -> CanonicalValue:
     return CanonicalValue.objects.create(
         deliberation=card.deliberation,
@@ -156,14 +172,15 @@ def deduplicate(*, card_id: int, job: PipelineJob | None = None) -> DedupDecisio
     ranked = embeddings.nearest(card_text(card), [value_text(v) for v in values], k=1)
     best, similarity = (values[ranked[0][0]], ranked[0][1]) if ranked else (None, 0.0)
     thresholds = engine.thresholds
+    decision = route(similarity if best is not None else None, thresholds)
     verdict: tuple[bool, str, str, str] | None = None
-    if best is not None and thresholds.different <= similarity < thresholds.same:
-        verdict = _judge(card, best) if llm.is_configured() else None
+    if decision == JUDGE and llm.is_configured():
+        verdict = _judge(card, best)
     with transaction.atomic():
         card = ValuesCard.objects.select_for_update().get(pk=card.pk)
         if DedupDecision.objects.filter(card=card, undone_at__isnull=True).exists():
             return None
-        if best is not None and similarity >= thresholds.same:
+        if decision == LINK:
             return _link(
                 card,
                 best,
