@@ -14,6 +14,14 @@ from django.test import Client
 from config.asgi import application
 from elicit.models import Interview, Participant
 
+SCRIPTED_ANSWERS = [
+    "Whether the person feels safe and heard.",
+    "A friend of mine faced this at nineteen; she felt very alone.",
+    "I paid attention to whether she felt judged. I noticed when she hesitated.",
+    "MOMENTS when she feels judged\nSIGNS of fear in her voice\nOPPORTUNITIES to let her decide",
+    "Support without judgment",
+]
+
 
 @dataclass
 class Browser:
@@ -29,6 +37,18 @@ class Browser:
         return self.client.post(
             f"/d/{self.participant.deliberation.slug}/interview/{self.interview.pk}/send/",
             {"message": text, "client_id": client_id or uuid.uuid4().hex, "action": "send"},
+        )
+
+    def confirm_scripted_card(self):
+        """Answer the scripted interviewer with SCRIPTED_ANSWERS and confirm the card it
+        proposes, as it stands. Returns the confirmation's response."""
+        for answer in SCRIPTED_ANSWERS:
+            self.send_http(answer)
+        self.interview.refresh_from_db()
+        draft = self.interview.draft_card
+        return self.client.post(
+            f"/d/{self.participant.deliberation.slug}/interview/{self.interview.pk}/card/",
+            {**draft, "policies": "\n".join(draft["policies"])},
         )
 
     def page(self) -> str:

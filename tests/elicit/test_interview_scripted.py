@@ -6,15 +6,9 @@ from asgiref.sync import sync_to_async
 
 from elicit.demo import seed_demo
 from elicit.models import Interview, Message, ValuesCard
-from tests.elicit.helpers import collect, communicator, join, send
+from tests.elicit.helpers import SCRIPTED_ANSWERS, collect, communicator, join, send
 
-ANSWERS = [
-    "Whether the person feels safe and heard.",
-    "A friend of mine faced this at nineteen; she felt very alone.",
-    "I paid attention to whether she felt judged. I noticed when she hesitated.",
-    "MOMENTS when she feels judged\nSIGNS of fear in her voice\nOPPORTUNITIES to let her decide",
-    "Support without judgment",
-]
+ANSWERS = SCRIPTED_ANSWERS
 
 
 @pytest.fixture

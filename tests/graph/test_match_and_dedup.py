@@ -106,18 +106,10 @@ def confirmed_card(client_browser):
 def ada_with_card(transactional_db, no_llm):
     from elicit.demo import seed_demo
     from tests.elicit.helpers import join
-    from tests.elicit.test_interview_scripted import ANSWERS
 
     seed_demo()
     ada = join()
-    for answer in ANSWERS:
-        ada.send_http(answer)
-    ada.interview.refresh_from_db()
-    draft = ada.interview.draft_card
-    response = ada.client.post(
-        f"/d/demo/interview/{ada.interview.pk}/card/",
-        {**draft, "policies": "\n".join(draft["policies"])},
-    )
+    response = ada.confirm_scripted_card()
     assert response["Location"] == f"/d/demo/interview/{ada.interview.pk}/match/"
     return ada
 

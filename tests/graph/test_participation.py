@@ -469,16 +469,7 @@ def test_a_participant_without_a_card_is_sent_back_to_the_interview(demo):
 
 
 def test_after_matching_her_value_she_goes_on_to_the_vote(demo):
-    from tests.elicit.test_interview_scripted import ANSWERS
-
     browser = join()
-    for text in ANSWERS:
-        browser.send_http(text)
-    browser.interview.refresh_from_db()
-    draft = browser.interview.draft_card
-    match = browser.client.post(
-        f"/d/demo/interview/{browser.interview.pk}/card/",
-        {**draft, "policies": "\n".join(draft["policies"])},
-    )["Location"]
+    match = browser.confirm_scripted_card()["Location"]
     response = browser.client.get(match)  # nothing close yet: the match step is skipped
     assert response["Location"] == VOTE
