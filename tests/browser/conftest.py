@@ -182,8 +182,12 @@ class BrowserSession:
         if message.type != "error":
             return
         source = message.location.get("url") or page.url
-        # Chromium asks every site for /favicon.ico by itself; the app has none (yet).
+        # Chromium asks every site for /favicon.ico by itself.
         if source.endswith("/favicon.ico"):
+            return
+        # A form sent back with what needs fixing answers 422 on purpose; Chromium logs every
+        # non-2xx page load as an error.
+        if "status of 422" in message.text:
             return
         self.errors.append(f"console error from {source}: {message.text}")
 

@@ -263,3 +263,96 @@ def test_markup_typed_as_a_message_shows_as_text_and_never_runs(browser_page, no
     shows_the_payloads_as_text()  # as the server renders the stored messages
     page.wait_for_timeout(300)  # time for an injected handler to fire, if there were one
     assert dialogs == []
+
+
+def others_values_and_stories(deliberation) -> list[str]:
+    """Three other participants' values for the first question, and stories between them in
+    one of its contexts: what the vote and the judgments need."""
+    from graph.models import CanonicalValue, UpgradeHypothesis
+    from tests.factories import ParticipantFactory, ValuesCardFactory
+
+    question = deliberation.questions.get(slug="abortion")
+    context = question.contexts.first()
+    themes = [
+        ("Honest medical facts", "Giving her accurate facts about the procedure and its risks."),
+        ("Faith as a resource", "Helping her draw on her faith without deciding for her."),
+        ("Room to decide alone", "Protecting her space to decide without outside pressure."),
+    ]
+    values = []
+    for title, description in themes:
+        card = ValuesCardFactory(
+            deliberation=deliberation,
+            question=question,
+            participant=ParticipantFactory(deliberation=deliberation),
+            title=title,
+            description=description,
+            policies=[f"MOMENTS when {title.lower()} matters", "SIGNS she wants to talk"],
+        )
+        value = CanonicalValue.objects.create(
+            deliberation=deliberation,
+            title=title,
+            description=description,
+            policies=card.policies,
+            representative=card,
+        )
+        card.canonical = value
+        card.save()
+        values.append(value)
+    for a, b in [(0, 1), (1, 2), (0, 2)]:
+        UpgradeHypothesis.objects.create(
+            deliberation=deliberation,
+            context=context,
+            from_value=values[a],
+            to_value=values[b],
+            story=f"She once cared about {values[a].title.lower()}...",
+        )
+    return [value.title for value in values]
+
+
+def test_after_the_card_the_participant_votes_judges_stories_and_finishes(
+    browser_page, no_llm, demo, orm
+):
+    from graph.models import UpgradeJudgment, WisestVote
+
+    titles = orm(others_values_and_stories, demo)
+    page = browser_page
+    frames = Frames(page)
+    join_the_demo(page)
+    connected(page, frames)
+    for answer in ANSWERS:
+        say(page, answer)
+        expect(page.locator("#transcript .msg.participant").last).to_contain_text(
+            answer.splitlines()[0]
+        )
+    card = page.locator("#card-section .values-card")
+    expect(card).to_be_visible()
+    card.get_by_role("button", name=CONFIRM).click()
+
+    if "/match/" in page.url:  # close values were found: keep the participant's own
+        page.get_by_role("button", name="None of these: keep mine as it is").click()
+    expect(page.get_by_role("heading", name="Which values are wisest?")).to_be_visible()
+    for title in titles:
+        expect(page.get_by_text(title).first).to_be_visible()
+    page.get_by_role("button", name="Continue").click()  # nothing ticked: told, not lost
+    expect(page.get_by_role("alert")).to_be_visible()
+    page.get_by_label(titles[0]).check()
+    page.get_by_role("button", name="Continue").click()
+
+    thanks = page.get_by_role("heading", name="Thank you for taking part")
+    expect(page.get_by_role("heading", name="Did this person become wiser?")).to_be_visible()
+    answered = 0
+    while not thanks.count():
+        answered += 1
+        assert answered <= 3, "more stories than pairs exist"
+        expect(page.get_by_text(f"Story {answered} of")).to_be_visible()
+        expect(page.get_by_text("She once cared about").first).to_be_visible()
+        page.get_by_label("Yes, this person became wiser").check()
+        page.get_by_role("button", name="Continue").click()
+        expect(page.get_by_text(f"Story {answered + 1} of").or_(thanks)).to_be_visible()
+    expect(page.get_by_role("heading", name="Thank you for taking part")).to_be_visible()
+
+    vote = orm(lambda: WisestVote.objects.prefetch_related("chosen").get())
+    assert [v.title for v in orm(lambda: list(vote.chosen.all()))] == [titles[0]]
+    verdicts = orm(lambda: list(UpgradeJudgment.objects.values_list("verdict", flat=True)))
+    assert verdicts and set(verdicts) == {"upgrade"}
+    assert len(verdicts) == answered
