@@ -7,9 +7,13 @@ import time
 from django.core.cache import cache
 
 
+def now() -> float:
+    return time.time()
+
+
 def allow(key: str, *, limit: int, window_seconds: int = 60) -> bool:
     """Count one hit for `key` in the current window; False once `limit` is exceeded."""
-    bucket = f"rl:{key}:{int(time.time() // window_seconds)}"
+    bucket = f"rl:{key}:{int(now() // window_seconds)}"
     cache.add(bucket, 0, timeout=window_seconds + 5)
     try:
         count = cache.incr(bucket)
