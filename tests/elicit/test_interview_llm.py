@@ -203,7 +203,7 @@ async def test_replies_stream_token_by_token_over_the_websocket(llm):
     await sync_to_async(seed_demo)()
     ada = await sync_to_async(join)()
     words = " ".join(f"word{i}" for i in range(60))
-    llm.queue_text(words, tokens_per_second=300)
+    llm.queue_text(words, tokens_per_second=100)  # 0.6 s: about 15 frames of 40 ms
     comm = communicator(ada)
     assert (await comm.connect())[0]
     try:
