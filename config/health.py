@@ -3,6 +3,7 @@ channel layer. Each check returns None when usable, or a short message saying wh
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -61,8 +62,6 @@ def check_channel_layer() -> str | None:
 
 async def _round_trip(layer) -> None:
     """Send a message to a fresh channel and read it back."""
-    import asyncio
-
     channel = await layer.new_channel()
     await asyncio.wait_for(layer.send(channel, {"type": "health.ping"}), TIMEOUT)
     message = await asyncio.wait_for(layer.receive(channel), TIMEOUT)

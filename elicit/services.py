@@ -170,10 +170,6 @@ def opening_text(question: Question) -> str:
     return llm.load_prompt("opening").text.replace("{question}", question.text.strip())
 
 
-def uses_llm() -> bool:
-    return llm.is_configured()
-
-
 @transaction.atomic
 def start_interview(*, participant: Participant, question: Question) -> Interview:
     """The participant's interview on the question, created with the opening if new."""
@@ -181,7 +177,7 @@ def start_interview(*, participant: Participant, question: Question) -> Intervie
     if interview is not None:
         return interview
     deliberation = participant.deliberation
-    if uses_llm():
+    if llm.is_configured():
         interviewer = Interview.Interviewer.LLM
         model = deliberation.llm_model or settings.LLM_MODEL
         prompt_version = llm.load_prompt("interviewer").version
@@ -419,24 +415,19 @@ def propose_card(*, interview: Interview, draft: CardDraft) -> None:
     )
 
 
-def last_participant_message(interview: Interview) -> Message | None:
-    return (
-        interview.messages.filter(role=Message.Role.PARTICIPANT, hidden_at__isnull=True)
-        .order_by("-seq")
-        .first()
-    )
-
-
-def needs_reply(interview: Interview) -> bool:
+def reply_due(last: Message | None) -> bool:
     """True when the last turn is the participant's, or the last reply failed: the state in
     which a retry (or a reconnect) should produce the interviewer's answer."""
-    last = interview.messages.filter(hidden_at__isnull=True).order_by("-seq").first()
     if last is None:
         return False
     return last.role == Message.Role.PARTICIPANT or last.status in {
         Message.Status.PARTIAL,
         Message.Status.FAILED,
     }
+
+
+def needs_reply(interview: Interview) -> bool:
+    return reply_due(interview.messages.filter(hidden_at__isnull=True).order_by("-seq").first())
 
 
 def llm_messages(interview: Interview) -> list[dict]:

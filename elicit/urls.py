@@ -11,5 +11,4 @@ urlpatterns = [
     path("d/<slug:slug>/interview/", views.interview_page, name="interview"),
     path("d/<slug:slug>/interview/<int:pk>/send/", views.send_message, name="send"),
     path("d/<slug:slug>/interview/<int:pk>/card/", views.confirm_card, name="confirm_card"),
-    path("d/<slug:slug>/interview/<int:pk>/saved/", views.card_saved, name="card_saved"),
 ]

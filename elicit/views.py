@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.translation import gettext
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRedirect
@@ -109,7 +109,7 @@ def interview_context(interview: Interview, *, card_form: CardForm | None = None
         "waiting": waiting,
         "can_retry": not waiting
         and interview.status != Interview.Status.BLOCKED
-        and services.needs_reply(interview),
+        and services.reply_due(last),
         "client_id": services.new_client_id(),
         "max_chars": settings.MESSAGE_MAX_CHARS,
     }
@@ -187,19 +187,10 @@ def confirm_card(request, slug, pk):
 
 
 def next_step_url(interview: Interview) -> str:
-    """After the card: the graph's steps (matching, votes, judgments) when installed."""
+    """After the card: the graph's steps (matching, votes, judgments), by URL name only, so
+    that elicit never imports graph."""
     slug = interview.participant.deliberation.slug
-    try:
-        return reverse("graph:match", kwargs={"slug": slug, "interview": interview.pk})
-    except NoReverseMatch:
-        return reverse("elicit:card_saved", kwargs={"slug": slug, "pk": interview.pk})
-
-
-@require_safe
-def card_saved(request, slug, pk):
-    interview = own_interview(request, slug, pk)
-    card = getattr(interview, "card", None)
-    return render(request, "elicit/card_saved.html", {"interview": interview, "card": card})
+    return reverse("graph:match", kwargs={"slug": slug, "interview": interview.pk})
 
 
 def not_found(request, exception=None):
