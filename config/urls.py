@@ -7,6 +7,8 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("research/", include("graph.research.urls")),
+    path("moderation/", include("graph.moderation.urls")),
     path("", include("elicit.urls")),
     path("", include("graph.urls")),
 ]

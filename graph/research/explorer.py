@@ -1,0 +1,3 @@
+"""Research area: explorer. (Filled in by its feature; see graph/research/urls.py.)"""
+
+urlpatterns: list = []

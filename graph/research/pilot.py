@@ -1,0 +1,3 @@
+"""Research area: pilot. (Filled in by its feature; see graph/research/urls.py.)"""
+
+urlpatterns: list = []
