@@ -215,11 +215,14 @@ EMBEDDING_MODEL = env.str("EMBEDDING_MODEL") or "text-embedding-3-small"
 EMBEDDING_BACKEND = env.choice("EMBEDDING_BACKEND", "lexical", {"lexical", "openai", "minilm"})
 MODERATION_BACKEND = env.choice("MODERATION_BACKEND", "auto", {"auto", "openai", "rules", "off"})
 MODERATION_MODEL = env.str("MODERATION_MODEL") or "omni-moderation-latest"
+# A moderator's claim on a queue item lapses after this long, so an abandoned item comes back.
+MODERATION_CLAIM_MINUTES = env.int("MODERATION_CLAIM_MINUTES", 15, minimum=1)
 
 # --- Participants ---------------------------------------------------------------------------------
 
 MESSAGE_MAX_CHARS = env.int("MESSAGE_MAX_CHARS", 4000, minimum=100)
 MESSAGES_PER_MINUTE = env.int("MESSAGES_PER_MINUTE", 12, minimum=1)
+REPORTS_PER_HOUR = env.int("REPORTS_PER_HOUR", 20, minimum=1)
 
 # --- Security -------------------------------------------------------------------------------------
 

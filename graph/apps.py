@@ -13,6 +13,7 @@ class GraphConfig(AppConfig):
         from elicit.services import card_confirmed
 
         card_confirmed.connect(on_card_confirmed, dispatch_uid="graph.on_card_confirmed")
+        card_confirmed.connect(on_card_pending, dispatch_uid="graph.moderation.on_card_pending")
 
 
 def on_card_confirmed(sender, card, **kwargs) -> None:
@@ -24,3 +25,10 @@ def on_card_confirmed(sender, card, **kwargs) -> None:
 
     queue_deduplication(card.pk, countdown=DEDUP_DELAY_SECONDS)
     queue_pipeline_if_due(deliberation_id=card.deliberation_id)
+
+
+def on_card_pending(sender, card, **kwargs) -> None:
+    """In strict moderation mode a new card waits in the moderation queue for approval."""
+    from graph.moderation.services import flag_for_approval
+
+    flag_for_approval(card)

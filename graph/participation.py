@@ -26,12 +26,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from elicit.cards import clean_text
-from elicit.models import Participant, Question, ValuesCard
+from elicit.models import Deliberation, Participant, Question, ValuesCard
 from elicit.services import ParticipationError
 from graph import pipeline
 from graph.models import (
@@ -53,6 +53,23 @@ class StepError(ParticipationError):
 def _draw(participant: Participant, kind: str, pk: int) -> str:
     """A tie-breaker that differs between people but not between reloads."""
     return hashlib.sha256(f"{participant.public_id}:{kind}:{pk}".encode()).hexdigest()
+
+
+# --- What moderation lets participants see -----------------------------------------------------
+
+
+def shown_values(deliberation: Deliberation) -> QuerySet[CanonicalValue]:
+    """Values that may be put before participants: visible (graph.services.visible_values), not
+    worded by a card a moderator hid, and in strict moderation mode holding an approved card."""
+    values = visible_values(deliberation).exclude(
+        representative__approval=ValuesCard.Approval.HIDDEN
+    )
+    if deliberation.moderation_mode == Deliberation.ModerationMode.STRICT:
+        approved = ValuesCard.objects.filter(
+            canonical=OuterRef("pk"), approval=ValuesCard.Approval.APPROVED
+        )
+        values = values.filter(Exists(approved))
+    return values
 
 
 # --- The participant's own card and values ------------------------------------------------------
@@ -92,7 +109,7 @@ def vote_candidates(*, participant: Participant, question: Question) -> list[Can
     shuffled per person so that no value profits from being first."""
     size = participant.deliberation.wisest_vote_size
     values = list(
-        visible_values(participant.deliberation)
+        shown_values(participant.deliberation)
         .filter(cards__question=question)
         .exclude(pk__in=own_value_ids(participant))
         .annotate(times_shown=Count("shown_in_votes", distinct=True))
@@ -132,7 +149,7 @@ def vote_values(vote: WisestVote) -> list[CanonicalValue]:
     minus any hidden or merged since, or that have become their own."""
     participant = vote.participant
     shown = set(vote.shown.values_list("pk", flat=True)) - own_value_ids(participant)
-    values = list(visible_values(participant.deliberation).filter(pk__in=shown))
+    values = list(shown_values(participant.deliberation).filter(pk__in=shown))
     values.sort(key=lambda v: _draw(participant, "order", v.pk))
     return values
 
@@ -171,7 +188,7 @@ def _showable(participant: Participant):
     """Hypotheses that may be shown to the participant: not hidden, both values visible, none
     of them the participant's own."""
     deliberation = participant.deliberation
-    visible = visible_values(deliberation).exclude(pk__in=own_value_ids(participant))
+    visible = shown_values(deliberation).exclude(pk__in=own_value_ids(participant))
     return UpgradeHypothesis.objects.filter(
         deliberation=deliberation,
         hidden_at__isnull=True,

@@ -117,3 +117,40 @@ def refused(create) -> bool:
     except IntegrityError:
         return True
     return False
+
+
+def _flag_deliberation(flag):
+    target = flag.target
+    if isinstance(target, e.Message):
+        return target.interview.participant.deliberation
+    if isinstance(target, g.UpgradeJudgment):
+        return target.participant.deliberation
+    return target.deliberation
+
+
+def _content_type(flag):
+    from django.contrib.contenttypes.models import ContentType
+
+    return ContentType.objects.get_for_model(flag.target)
+
+
+class ModerationFlagFactory(factory.django.DjangoModelFactory):
+    """A flag on `target` (required): `ModerationFlagFactory(target=card)`."""
+
+    class Meta:
+        model = e.ModerationFlag
+        exclude = ["target"]
+
+    target = None
+    deliberation = factory.LazyAttribute(_flag_deliberation)
+    content_type = factory.LazyAttribute(_content_type)
+    object_id = factory.LazyAttribute(lambda f: f.target.pk)
+    source = e.ModerationFlag.Source.AUTOMATIC
+    reason = "harassment"
+
+
+def staff(username: str, deliberation, role: str):
+    """A user assigned to the deliberation as "moderator" or "researcher" ("Mo", "Rhea")."""
+    user = UserFactory(username=username)
+    e.StaffAssignment.objects.get_or_create(user=user, deliberation=deliberation, role=role)
+    return user
