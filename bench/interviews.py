@@ -286,6 +286,9 @@ def run_once(args, interviews: int) -> dict:
         LLM_BASE_URL=f"http://127.0.0.1:{fake_port}/v1",
         LLM_API_KEY="bench",
         MESSAGES_PER_MINUTE="100000",
+        # Every simulated participant comes from 127.0.0.1: lift the per-address limits.
+        RATE_LIMIT_ADDRESS_PER_MINUTE="1000000",
+        RATE_LIMIT_JOINS_PER_ADDRESS_PER_HOUR="1000000",
         MODERATION_BACKEND="rules",
         LOG_LEVEL="warning",
     )

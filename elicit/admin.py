@@ -4,6 +4,7 @@ default); the audit log is read-only."""
 from django.contrib import admin
 
 from elicit import models
+from elicit.login import ThrottledLoginForm
 
 
 class ContextInline(admin.TabularInline):
@@ -110,3 +111,7 @@ class ModerationActionAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# Failed logins are throttled per username and per address (elicit/login.py).
+admin.site.login_form = ThrottledLoginForm

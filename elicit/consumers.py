@@ -17,7 +17,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 from django.utils.html import format_html
 
-from elicit import interviewer, services, views
+from elicit import interviewer, ratelimit, services, views
 from elicit.forms import CardForm
 from elicit.models import Deliberation, Interview, Message, Participant
 
@@ -58,6 +58,14 @@ class InterviewConsumer(AsyncWebsocketConsumer):
         except json.JSONDecodeError:
             return
         if not isinstance(data, dict):
+            return
+        limited = ratelimit.check_write(
+            participant_id=self.interview.participant_id, address=self.address()
+        )
+        if limited is not None:  # the composer keeps the text: only the notice is sent
+            await self.send(
+                text_data=self.render("composer_error", {"composer_error": limited.message})
+            )
             return
         if data.get("action") == "retry":
             self.start_turn()
@@ -176,8 +184,7 @@ class InterviewConsumer(AsyncWebsocketConsumer):
     # --- access ----------------------------------------------------------------------------------
 
     def address(self) -> str:
-        client = self.scope.get("client") or ("", 0)
-        return str(client[0])
+        return ratelimit.scope_address(self.scope)
 
     @database_sync_to_async
     def authorised_interview(self, interview_id: int) -> Interview | None:

@@ -15,13 +15,13 @@ from django.utils.translation import gettext
 from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
-from elicit import interviewer, services
+from elicit import interviewer, ratelimit, services
 from elicit.forms import CardForm, JoinForm
 from elicit.models import Deliberation, Interview, Message
 
 
 def client_address(request) -> str:
-    return request.META.get("REMOTE_ADDR", "")
+    return ratelimit.client_address(request)
 
 
 def public_deliberation(slug: str) -> Deliberation:
@@ -51,6 +51,9 @@ def landing(request, slug):
     panel = services.PanelIds.from_query(request.GET)
     participant = services.session_participant(request.session, deliberation)
     returning = services.find_panel_participant(deliberation=deliberation, panel=panel)
+    if returning is not None and returning.erased_at is not None:
+        messages.info(request, services.ERASED_REJOIN)
+        returning = None
     if returning is not None:
         # The same panel id coming back resumes the same participant.
         services.remember_participant(request.session, returning)
@@ -70,6 +73,7 @@ def landing_context(deliberation, form, participant=None) -> dict:
 
 
 @require_POST
+@ratelimit.rate_limited(join=True)
 def join(request, slug):
     deliberation = public_deliberation(slug)
     form = JoinForm(request.POST, deliberation=deliberation)
@@ -143,6 +147,7 @@ def own_interview(request, slug, pk) -> Interview:
 
 
 @require_POST
+@ratelimit.rate_limited
 def send_message(request, slug, pk):
     """The interview without websockets: save the message, wait for the whole reply."""
     interview = own_interview(request, slug, pk)
@@ -166,6 +171,7 @@ def send_message(request, slug, pk):
 
 
 @require_POST
+@ratelimit.rate_limited
 def confirm_card(request, slug, pk):
     interview = own_interview(request, slug, pk)
     form = CardForm(request.POST)

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods, require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
 from elicit.models import ValuesCard
+from elicit.ratelimit import rate_limited
 from elicit.services import session_participant
 from elicit.views import own_interview, public_deliberation
 from graph import participation, services
@@ -34,6 +35,7 @@ def own_card(request, slug, interview) -> ValuesCard:
 
 
 @require_http_methods(["GET", "POST"])
+@rate_limited
 def match(request, slug, interview):
     """Step 5: "is one of these your value?" The participant joins an existing value or keeps
     theirs distinct. Without close values there is nothing to ask."""
@@ -106,6 +108,7 @@ def posted_ids(values: list[str]) -> set[int]:
 
 
 @require_http_methods(["GET", "POST"])
+@rate_limited
 @participant_step
 def vote(request, participant):
     """Step 6: choose the wisest among about six values of the participant's question."""
@@ -162,6 +165,7 @@ def next_story(request, participant):
 
 
 @require_http_methods(["GET", "POST"])
+@rate_limited
 @participant_step
 def judge(request, participant):
     """Step 7: the upgrade stories, one at a time, until enough are answered."""
@@ -202,6 +206,7 @@ def judgments(request, participant):
 
 
 @require_http_methods(["GET", "POST"])
+@rate_limited
 @participant_step
 def revise_judgment(request, participant, pk):
     """Change an earlier answer; every answer is kept in the judgment's history."""

@@ -1,0 +1,223 @@
+"""Rate limits on every participant write (per participant and per client address), on the
+websocket, on joining, and the throttling of failed admin logins. Personas: Ada and Bo are
+participants behind the same address; Mallory floods; Rhea is an admin."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
+from django.test import Client, RequestFactory
+
+from elicit import ratelimit
+from elicit.demo import seed_demo
+from elicit.models import Message, Participant
+from graph.models import UpgradeJudgment
+from tests.elicit.helpers import collect, communicator, join, send
+from tests.factories import HypothesisFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch):
+    """Every hit in one window: a test straddling a minute's edge would start a new one."""
+    clock = {"now": 1_800_000_030.0}
+    monkeypatch.setattr("elicit.ratelimit.now", lambda: clock["now"])
+    return clock
+
+
+@pytest.fixture
+def demo(transactional_db, no_llm):
+    return seed_demo()[0]
+
+
+def story_for(browser):
+    context = browser.interview.question.contexts.first()
+    return HypothesisFactory(deliberation=browser.participant.deliberation, context=context)
+
+
+def test_a_participant_going_too_fast_gets_429_and_what_they_entered_is_kept(demo, settings):
+    settings.RATE_LIMIT_PARTICIPANT_PER_MINUTE = 2
+    ada = join()
+    for _ in range(2):
+        ada.client.post("/d/demo/vote/", {"value": ["1"]})
+
+    response = ada.client.post(
+        "/d/demo/judge/", {"judgment": "7", "verdict": "upgrade", "comment": "Kept, every word"}
+    )
+
+    assert response.status_code == 429
+    assert response["Retry-After"] == "30"
+    page = response.content.decode()
+    assert "You are going very fast. Please wait 30 seconds" in page
+    # A button sends the same answer again, to the same place.
+    assert 'action="/d/demo/judge/"' in page
+    assert '<input type="hidden" name="comment" value="Kept, every word">' in page
+    assert '<input type="hidden" name="verdict" value="upgrade">' in page
+
+
+def test_an_htmx_request_gets_just_the_notice_and_its_form_is_left_alone(demo, settings, clock):
+    settings.RATE_LIMIT_PARTICIPANT_PER_MINUTE = 1
+    ada = join()
+    hypothesis = story_for(ada)
+    judgment = UpgradeJudgment.objects.create(
+        participant=ada.participant,
+        hypothesis=hypothesis,
+        context=hypothesis.context,
+        pair_key=hypothesis.pair_key,
+    )
+    answer = {"judgment": judgment.pk, "verdict": "upgrade", "comment": "mine"}
+    ada.client.post("/d/demo/vote/", {}, **HTMX)
+
+    response = ada.client.post("/d/demo/judge/", answer, **HTMX)
+
+    assert response.status_code == 429
+    assert (response["HX-Retarget"], response["HX-Reswap"]) == ("#notices", "innerHTML")
+    assert "You are going very fast" in response.content.decode()
+    assert "<form" not in response.content.decode()
+    judgment.refresh_from_db()
+    assert judgment.verdict == ""  # nothing was recorded
+    # A minute later the same answer goes through.
+    clock["now"] += 60
+    assert ada.client.post("/d/demo/judge/", answer, **HTMX).status_code == 200
+    judgment.refresh_from_db()
+    assert (judgment.verdict, judgment.comment) == ("upgrade", "mine")
+
+
+def test_the_limit_is_per_participant(demo, settings):
+    settings.RATE_LIMIT_PARTICIPANT_PER_MINUTE = 2
+    ada, bo = join(), join()
+    for _ in range(2):
+        assert ada.client.post("/d/demo/vote/").status_code != 429
+    assert ada.client.post("/d/demo/vote/").status_code == 429
+    assert bo.client.post("/d/demo/vote/").status_code != 429
+
+
+def test_the_limit_per_address_counts_everyone_behind_it(demo, settings):
+    settings.RATE_LIMIT_ADDRESS_PER_MINUTE = 5  # two joins, then three writes
+    ada, bo = join(), join()
+    ada.client.post("/d/demo/vote/")
+    bo.client.post("/d/demo/vote/")
+    ada.client.post("/d/demo/vote/")
+    assert bo.client.post("/d/demo/vote/").status_code == 429
+    elsewhere = Client(REMOTE_ADDR="203.0.113.9")
+    elsewhere.post("/d/demo/join/", {"consent": "on"})
+    assert elsewhere.post("/d/demo/vote/").status_code != 429
+
+
+def test_joining_is_limited_per_address_per_hour_and_the_answers_are_kept(demo, settings):
+    settings.RATE_LIMIT_JOINS_PER_ADDRESS_PER_HOUR = 2
+    join(), join()
+    mallory = Client()
+    response = mallory.post(
+        "/d/demo/join/",
+        {"consent": "on", "demo_political_affiliation": "Other", "PROLIFIC_PID": "M1"},
+    )
+    assert response.status_code == 429
+    assert '<input type="hidden" name="demo_political_affiliation" value="Other">' in (
+        response.content.decode()
+    )
+    assert int(response["Retry-After"]) == 3600 - 30
+    assert Participant.objects.count() == 2
+
+
+def test_forwarded_addresses_count_only_behind_a_trusted_proxy(demo, settings):
+    settings.RATE_LIMIT_JOINS_PER_ADDRESS_PER_HOUR = 1
+    proxy = {"REMOTE_ADDR": "10.0.0.1"}
+
+    def join_from(address):
+        return Client(**proxy, HTTP_X_FORWARDED_FOR=address).post(
+            "/d/demo/join/", {"consent": "on"}
+        )
+
+    # Without a trusted proxy the header is ignored: everyone is 10.0.0.1 (it cannot be forged).
+    assert join_from("198.51.100.1").status_code == 302
+    assert join_from("198.51.100.2").status_code == 429
+    settings.TRUSTED_PROXY_COUNT = 1
+    assert join_from("198.51.100.3").status_code == 302
+    assert join_from("forged, 198.51.100.4").status_code == 302
+    assert join_from("198.51.100.3").status_code == 429
+
+
+def test_the_client_address_is_the_one_the_trusted_proxies_saw(settings):
+    request = RequestFactory().get(
+        "/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.7, 10.0.0.1"
+    )
+    assert ratelimit.client_address(request) == "10.0.0.2"
+    settings.TRUSTED_PROXY_COUNT = 2
+    assert ratelimit.client_address(request) == "198.51.100.7"
+    settings.TRUSTED_PROXY_COUNT = 4  # fewer hops than proxies: the header is not trusted
+    assert ratelimit.client_address(request) == "10.0.0.2"
+
+
+async def test_websocket_messages_are_limited_and_the_composer_keeps_the_text(no_llm, settings):
+    settings.RATE_LIMIT_PARTICIPANT_PER_MINUTE = 1
+    await sync_to_async(seed_demo)()
+    ada = await sync_to_async(join)()
+    comm = communicator(ada)
+    connected, _ = await comm.connect()
+    assert connected
+    try:
+        await collect(comm, lambda text: 'id="transcript"' in text)
+        await send(comm, "My first answer")
+        await collect(comm, lambda text: "My first answer" in text)
+        await send(comm, "One answer too many")
+        frames = "".join(await collect(comm, lambda text: "very fast" in text))
+    finally:
+        await comm.disconnect()
+
+    assert 'id="composer-error"' in frames
+    assert "One answer too many" not in frames  # not echoed: the composer still holds it
+    assert not await Message.objects.filter(content="One answer too many").aexists()
+    assert await Message.objects.filter(content="My first answer").aexists()
+
+
+# --- Admin login ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def rhea(transactional_db):
+    return get_user_model().objects.create_user(
+        "rhea", password="correct horse battery", is_staff=True, is_superuser=True
+    )
+
+
+def log_in(password, username="rhea", address="127.0.0.1"):
+    client = Client(REMOTE_ADDR=address)
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": username, "password": password}
+    )
+    return response
+
+
+def test_failed_admin_logins_are_throttled_per_username(rhea, clock):
+    for attempt in range(5):
+        response = log_in(f"guess {attempt}", address=f"198.51.100.{attempt}")
+        assert "Please enter the correct username and password" in response.content.decode()
+
+    response = log_in("correct horse battery", address="198.51.100.99")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Too many failed login attempts" in page
+    assert "try again in 15 minutes" in page
+    assert 'value="rhea"' in page  # the username is kept
+    # Once the window has passed, the right password works again.
+    clock["now"] += 15 * 60
+    assert log_in("correct horse battery").status_code == 302
+
+
+def test_failed_admin_logins_are_throttled_per_address(rhea):
+    for attempt in range(5):
+        log_in("wrong", username=f"someone{attempt}")
+    assert "Too many failed login attempts" in log_in("correct horse battery").content.decode()
+    assert log_in("correct horse battery", address="192.0.2.1").status_code == 302
+
+
+def test_a_successful_login_clears_the_usernames_failures(rhea, settings):
+    settings.ADMIN_LOGIN_FAILURES = 2
+    log_in("wrong", address="192.0.2.1")
+    assert log_in("correct horse battery", address="192.0.2.2").status_code == 302
+    log_in("wrong", address="192.0.2.3")
+    assert log_in("correct horse battery", address="192.0.2.4").status_code == 302
