@@ -197,6 +197,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": PIPELINE_INTERVAL_HOURS * 60 * 60,
         "options": {"expires": 60 * 60},
     },
+    # Erase participants older than their deliberation's retention period (graph/privacy.py).
+    "privacy-retention": {
+        "task": "graph.apply_retention",
+        "schedule": 60 * 60,
+        "options": {"expires": 60 * 60},
+    },
 }
 
 # --- Language model -------------------------------------------------------------------------------
@@ -223,6 +229,17 @@ MODERATION_CLAIM_MINUTES = env.int("MODERATION_CLAIM_MINUTES", 15, minimum=1)
 MESSAGE_MAX_CHARS = env.int("MESSAGE_MAX_CHARS", 4000, minimum=100)
 MESSAGES_PER_MINUTE = env.int("MESSAGES_PER_MINUTE", 12, minimum=1)
 REPORTS_PER_HOUR = env.int("REPORTS_PER_HOUR", 20, minimum=1)
+# Writes (form posts, websocket frames) per participant and per client address per minute, and
+# new participants per address per hour. An address may hide a whole lab or campus behind NAT,
+# hence its higher limits. See elicit/ratelimit.py.
+RATE_LIMIT_PARTICIPANT_PER_MINUTE = env.int("RATE_LIMIT_PARTICIPANT_PER_MINUTE", 30, minimum=1)
+RATE_LIMIT_ADDRESS_PER_MINUTE = env.int("RATE_LIMIT_ADDRESS_PER_MINUTE", 300, minimum=1)
+RATE_LIMIT_JOINS_PER_ADDRESS_PER_HOUR = env.int(
+    "RATE_LIMIT_JOINS_PER_ADDRESS_PER_HOUR", 200, minimum=1
+)
+# Failed admin logins allowed per username and per address in a window of so many minutes.
+ADMIN_LOGIN_FAILURES = env.int("ADMIN_LOGIN_FAILURES", 5, minimum=1)
+ADMIN_LOGIN_WINDOW_MINUTES = env.int("ADMIN_LOGIN_WINDOW_MINUTES", 15, minimum=1)
 
 # --- Security -------------------------------------------------------------------------------------
 
@@ -244,6 +261,9 @@ if env.bool("TRUST_X_FORWARDED_PROTO", False):
     # Only behind a reverse proxy that sets this header itself (see deploy/).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", False)
+# Reverse proxies in front of the app that append the client's address to X-Forwarded-For. 0:
+# the header is ignored (anyone could forge it) and the connection's address is the client's.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", 0, minimum=0)
 
 # Content-Security-Policy: scripts only from our own origin, never inline.
 CONTENT_SECURITY_POLICY = {

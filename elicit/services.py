@@ -18,7 +18,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Max
 from django.dispatch import Signal
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from elicit import llm, ratelimit, scripted
 from elicit.cards import CardDraft, clean_text, validate_card
@@ -73,10 +75,28 @@ class PanelIds:
 
 
 def session_participant(session: Mapping, deliberation: Deliberation) -> Participant | None:
+    """The participant this browser joined as. Erasure forgets every session of a participant:
+    an erased participant is nobody's any more."""
     participant_id = (session.get(SESSION_KEY) or {}).get(str(deliberation.pk))
     if participant_id is None:
         return None
-    return Participant.objects.filter(pk=participant_id, deliberation=deliberation).first()
+    return Participant.objects.filter(
+        pk=participant_id, deliberation=deliberation, erased_at__isnull=True
+    ).first()
+
+
+def forget_participant(session, deliberation: Deliberation) -> None:
+    known = dict(session.get(SESSION_KEY) or {})
+    known.pop(str(deliberation.pk), None)
+    session[SESSION_KEY] = known
+
+
+def erased_panel_pid(deliberation_id: int, pid: str) -> str:
+    """What an erased participant's panel id becomes: a keyed digest, so that the same panel id
+    cannot take part a second time (one person, one participant) while the id itself is gone.
+    Without the server's secret key it cannot be turned back into the id."""
+    digest = salted_hmac("erased-panel-pid", f"{deliberation_id}:{pid}", algorithm="sha256")
+    return "erased:" + digest.hexdigest()[:48]
 
 
 def remember_participant(session, participant: Participant) -> None:
@@ -88,7 +108,16 @@ def remember_participant(session, participant: Participant) -> None:
 def find_panel_participant(*, deliberation: Deliberation, panel: PanelIds) -> Participant | None:
     if not panel.pid:
         return None
-    return Participant.objects.filter(deliberation=deliberation, panel_pid=panel.pid).first()
+    return Participant.objects.filter(
+        deliberation=deliberation,
+        panel_pid__in=[panel.pid, erased_panel_pid(deliberation.pk, panel.pid)],
+    ).first()
+
+
+ERASED_REJOIN = gettext_lazy(
+    "You took part before and your data was deleted, so you cannot take part again. "
+    "Thank you for your interest."
+)
 
 
 def join(
@@ -104,6 +133,8 @@ def join(
         raise ParticipationError(_("This deliberation is not accepting new participants."))
     existing = find_panel_participant(deliberation=deliberation, panel=panel)
     if existing is not None:
+        if existing.erased_at is not None:
+            raise ParticipationError(ERASED_REJOIN)
         return existing
     invite = None
     if invite_token:

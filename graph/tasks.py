@@ -8,7 +8,7 @@ from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
 
 from elicit.models import Deliberation
-from graph import pipeline, services
+from graph import pipeline, privacy, services
 from graph.models import PipelineJob
 
 MAX_RETRIES = 5
@@ -155,3 +155,10 @@ def maybe_run_pipeline(deliberation_id: int) -> int | None:
     card or a judgment commits. Returns the queued pipeline job's id, if any."""
     job = pipeline.queue_pipeline_if_due(deliberation_id=deliberation_id)
     return job.pk if job else None
+
+
+@shared_task(name="graph.apply_retention")
+def apply_retention() -> int:
+    """Celery beat, hourly: erase participants past their deliberation's retention period.
+    Safe to run twice: erased participants are skipped."""
+    return privacy.apply_retention()
