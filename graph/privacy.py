@@ -265,7 +265,7 @@ def _delete_text(participant: Participant) -> dict[str, Any]:
     card_ids = [card.pk for card in cards]
     messages = Message.objects.filter(interview__participant=participant)
     message_ids = list(messages.values_list("pk", flat=True))
-    removed = {
+    removed: dict[str, Any] = {
         "messages": messages.update(content="", tool_call=None, error=""),
         "cards": len(cards),
     }
@@ -342,17 +342,17 @@ def erase_participant(*, participant: Participant, reason: str = "", rescore: bo
     docstring), log it, and rescore the graph when the transaction commits. Safe to run twice:
     an erased participant is left as is. Returns whether anything was erased."""
     with transaction.atomic():
-        participant = (
+        locked = (
             Participant.objects.select_for_update()
             .select_related("deliberation")
             .filter(pk=participant.pk, erased_at__isnull=True)
             .first()
         )
-        if participant is None:
+        if locked is None:
             return False
-        _erase(participant, reason=reason or "The participant asked for their data to be deleted.")
+        _erase(locked, reason=reason or "The participant asked for their data to be deleted.")
         if rescore:
-            queue_rescore(participant.deliberation_id, reason="erasure")
+            queue_rescore(locked.deliberation_id, reason="erasure")
     return True
 
 
