@@ -44,7 +44,6 @@ from elicit.models import (
     Deliberation,
     Invite,
     Message,
-    ModerationAction,
     ModerationFlag,
     Participant,
     SurveyResponse,
@@ -63,6 +62,7 @@ from graph.models import (
     UpgradeJudgment,
     WisestVote,
 )
+from graph.moderation.services import record_action
 
 ERASED_TITLE = "[erased]"  # a card's title may not be empty (a database constraint)
 WITHDRAWN_TITLE = "[withdrawn]"
@@ -324,13 +324,11 @@ def _erase(participant: Participant, *, reason: str) -> None:
         erased_at=timezone.now(),
     )
     participant.refresh_from_db()
-    ModerationAction.objects.create(
-        deliberation=deliberation,
-        actor=None,
+    record_action(
+        actor=None,  # the participant themself, or the retention rule
         action="erase",
-        content_type=ContentType.objects.get_for_model(Participant),
-        object_id=participant.pk,
-        target_repr=str(participant),
+        target=participant,
+        deliberation_id=deliberation.pk,
         reason=reason,
         before=before,
         after={"policy": policy, **removed},
