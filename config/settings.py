@@ -205,6 +205,25 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# --- Vote quality ---------------------------------------------------------------------------------
+
+# Rules that flag judgments or participants for a moderator (graph/quality.py); they never
+# delete anything, and scoring runs can include or exclude what they flag.
+VOTE_QUALITY_MIN_SECONDS = env.float("VOTE_QUALITY_MIN_SECONDS", 4.0, minimum=0)
+VOTE_QUALITY_STRAIGHT_LINE_MIN = env.int("VOTE_QUALITY_STRAIGHT_LINE_MIN", 5, minimum=2)
+VOTE_QUALITY_STRAIGHT_LINE_DISAGREE = env.float(
+    "VOTE_QUALITY_STRAIGHT_LINE_DISAGREE", 0.4, minimum=0, maximum=1
+)
+VOTE_QUALITY_OWN_VALUE_MIN = env.int("VOTE_QUALITY_OWN_VALUE_MIN", 3, minimum=1)
+VOTE_QUALITY_GROUP_MIN = env.int("VOTE_QUALITY_GROUP_MIN", 3, minimum=2)
+VOTE_QUALITY_GROUP_SIMILARITY = env.float(
+    "VOTE_QUALITY_GROUP_SIMILARITY", 0.75, minimum=0, maximum=1
+)
+VOTE_QUALITY_GROUP_WINDOW_SECONDS = env.float(
+    "VOTE_QUALITY_GROUP_WINDOW_SECONDS", 1800.0, minimum=0
+)
+VOTE_QUALITY_GROUP_MIN_JUDGMENTS = env.int("VOTE_QUALITY_GROUP_MIN_JUDGMENTS", 3, minimum=1)
+
 # --- Language model -------------------------------------------------------------------------------
 
 # Any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp server). The standard

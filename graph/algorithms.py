@@ -50,13 +50,17 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
+from scipy import linalg, optimize, special
 
 __all__ = [
     "ALGORITHM_VERSION",
+    "BradleyTerryFit",
+    "BradleyTerryNotConvergedError",
     "ContextGraph",
     "ContextResult",
     "EdgeRow",
     "EdgeTable",
+    "Estimator",
     "Judgment",
     "JudgmentArrays",
     "PageRankNotConvergedError",
@@ -65,8 +69,10 @@ __all__ = [
     "Support",
     "SupportAssessment",
     "Verdict",
+    "bradley_terry_comparisons",
     "build_context_graphs",
     "edge_table",
+    "fit_bradley_terry",
     "keep_mask",
     "outcome_entropy_bits",
     "pagerank",
@@ -80,7 +86,7 @@ __all__ = [
 
 #: Bump whenever a change to this module can change a result, so stored runs say which
 #: version of the method produced them.
-ALGORITHM_VERSION = "mge-scoring/1"
+ALGORITHM_VERSION = "mge-scoring/2"
 
 IntArray = np.ndarray
 FloatArray = np.ndarray
@@ -264,6 +270,19 @@ class ScoringParams:
       "wins" would be decided by floating-point noise, e.g. by how the values happen to be
       numbered. The default, 1e-10, is about 17 times that bound.
     - ``broad_z``, ``broad_ratio``, ``some_z``, ``some_ratio``: thresholds of `support_label`.
+
+    Bradley-Terry (see `fit_bradley_terry`):
+
+    - ``bt_prior_sd``: standard deviation of the Gaussian prior on each log-strength. 1.5 is
+      weak: a priori two values' odds of being judged wiser lie within about e^(+-4.2), i.e.
+      1:70, but it keeps a value that won its only comparison from running off to infinity.
+    - ``bt_tol``, ``bt_max_iter``: the optimiser stops when the largest gradient component is
+      below ``bt_tol``; failing that after ``bt_max_iter`` steps is an error.
+    - ``bt_tie_tolerance``: values whose log-strength is within this of the top are all
+      winners (the optimiser's own error is far below it).
+    - ``bt_exact_se_limit``: up to this many values in a context, standard errors come from
+      the full inverse of the Hessian; above it (a dense inverse would need too much memory)
+      from its diagonal only, which understates them (the run says which, in ``se_method``).
     """
 
     min_upgrades: int = 2
@@ -277,6 +296,11 @@ class ScoringParams:
     broad_ratio: float = 2.0
     some_z: float = 1.5
     some_ratio: float = 1.5
+    bt_prior_sd: float = 1.5
+    bt_tol: float = 1e-9
+    bt_max_iter: int = 1000
+    bt_tie_tolerance: float = 1e-6
+    bt_exact_se_limit: int = 2000
 
     def __post_init__(self) -> None:
         if self.min_upgrades < 0:
@@ -291,6 +315,12 @@ class ScoringParams:
             raise ValueError("tol must be > 0 and max_iter >= 1")
         if self.tie_tolerance < 0.0:
             raise ValueError("tie_tolerance must be >= 0")
+        if not self.bt_prior_sd > 0.0:
+            raise ValueError("bt_prior_sd must be > 0: without a prior sparse data explode")
+        if self.bt_tol <= 0.0 or self.bt_max_iter < 1 or self.bt_tie_tolerance < 0.0:
+            raise ValueError("bt_tol must be > 0, bt_max_iter >= 1, bt_tie_tolerance >= 0")
+        if self.bt_exact_se_limit < 0:
+            raise ValueError("bt_exact_se_limit must be >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict of every parameter (what a stored run records)."""
@@ -638,6 +668,175 @@ def pagerank(
 
 
 # --------------------------------------------------------------------------------------------
+# Step 5b: Bradley-Terry per context (the second estimator)
+# --------------------------------------------------------------------------------------------
+
+
+class BradleyTerryNotConvergedError(RuntimeError):
+    """The optimiser stopped before the gradient of the log-posterior fell below ``bt_tol``."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BradleyTerryFit:
+    """The Bradley-Terry estimate of one context, aligned with the context's ``values``.
+
+    ``strength`` holds log-strengths: the model says that, shown A and B, people judge B the
+    wiser with probability 1 / (1 + exp(strength[A] - strength[B])). ``se`` is the standard
+    error of each log-strength (Laplace approximation; ``se_method`` says "exact" for the full
+    inverse Hessian or "diagonal" for the cheaper bound used in very large contexts).
+    ``margin_z`` is (top - runner-up) / SE of that difference: about how many standard errors
+    separate the winner from the next value (None with fewer than two values or a tie).
+    """
+
+    context_id: int
+    values: IntArray
+    strength: FloatArray
+    se: FloatArray
+    winners: tuple[int, ...]
+    n_comparisons: int
+    iterations: int
+    se_method: str
+    margin_z: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "strength": self.strength.tolist(),
+            "se": self.se.tolist(),
+            "winners": list(self.winners),
+            "n_comparisons": self.n_comparisons,
+            "iterations": self.iterations,
+            "se_method": self.se_method,
+            "margin_z": self.margin_z,
+        }
+
+
+def bradley_terry_comparisons(
+    edges: EdgeTable, values: IntArray
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """(winner index, loser index, count) of every comparison in one context's edge rows.
+
+    On the story A -> B, "upgrade" is B beating A and "not an upgrade" is A holding against
+    B. "Not sure" is no comparison at all (see the module docstring). Indices are positions in
+    *values*, which must contain every value of the rows. Every row counts, kept or not: the
+    filters are PageRank's defence against noise, while Bradley-Terry weighs noise itself.
+    """
+    source = np.searchsorted(values, edges.from_value)
+    target = np.searchsorted(values, edges.to_value)
+    winner = np.concatenate([target, source])
+    loser = np.concatenate([source, target])
+    count = np.concatenate([edges.upgrade, edges.not_upgrade]).astype(np.float64)
+    some = count > 0
+    return winner[some], loser[some], count[some]
+
+
+def _bt_objective(
+    theta: FloatArray, winner: IntArray, loser: IntArray, count: FloatArray, precision: float
+) -> tuple[float, FloatArray]:
+    """Negative log-posterior of the log-strengths and its gradient."""
+    margin = theta[winner] - theta[loser]
+    # -log sigmoid(m) = log(1 + exp(-m)), computed without overflow.
+    value = float(count @ np.logaddexp(0.0, -margin)) + 0.5 * precision * float(theta @ theta)
+    pull = count * special.expit(-margin)  # d(-log sigmoid(m))/dm = -(1 - sigmoid(m))
+    n = len(theta)
+    gradient = (
+        np.bincount(loser, weights=pull, minlength=n)
+        - np.bincount(winner, weights=pull, minlength=n)
+        + precision * theta
+    )
+    return value, gradient
+
+
+def _bt_hessian(
+    theta: FloatArray, winner: IntArray, loser: IntArray, count: FloatArray, precision: float
+) -> sp.csr_array:
+    """Hessian of the negative log-posterior: a weighted graph Laplacian plus the prior."""
+    n = len(theta)
+    p = special.expit(theta[winner] - theta[loser])
+    w = count * p * (1.0 - p)
+    rows = np.concatenate([winner, loser, winner, loser, np.arange(n)])
+    cols = np.concatenate([winner, loser, loser, winner, np.arange(n)])
+    data = np.concatenate([w, w, -w, -w, np.full(n, precision)])
+    return sp.csr_array((data, (rows, cols)), shape=(n, n))
+
+
+def fit_bradley_terry(
+    context_id: int, values: IntArray, edges: EdgeTable, params: ScoringParams
+) -> BradleyTerryFit:
+    """Maximum a posteriori Bradley-Terry log-strengths of one context, with standard errors.
+
+    Maximises sum over comparisons of log sigmoid(theta[winner] - theta[loser]) minus
+    sum(theta^2) / (2 * bt_prior_sd^2) with SciPy's L-BFGS-B from theta = 0, using the exact
+    gradient. The objective is strictly concave, so the optimum is unique and does not depend
+    on the starting point; it is also deterministic. Standard errors are the square roots of
+    the diagonal of the inverse Hessian at the optimum (the Laplace approximation of the
+    posterior). A value never compared keeps the prior: strength 0 and SE ``bt_prior_sd``.
+    """
+    n = len(values)
+    winner, loser, count = bradley_terry_comparisons(edges, values)
+    n_comparisons = int(count.sum())
+    precision = 1.0 / params.bt_prior_sd**2
+    theta = np.zeros(n)
+    iterations = 0
+    if n and n_comparisons:
+        fitted = optimize.minimize(
+            _bt_objective,
+            theta,
+            args=(winner, loser, count, precision),
+            jac=True,
+            method="L-BFGS-B",
+            options={
+                "gtol": params.bt_tol,
+                "ftol": 0.0,
+                "maxiter": params.bt_max_iter,
+                "maxcor": 20,
+            },
+        )
+        theta, iterations = fitted.x, int(fitted.nit)
+        # L-BFGS-B may stop at the limit of floating-point progress with a tiny gradient
+        # left; judge convergence by the gradient itself, relative to the amount of data.
+        _, gradient = _bt_objective(theta, winner, loser, count, precision)
+        if np.abs(gradient).max() > max(params.bt_tol, 1e-9 * n_comparisons) * 1e3:
+            raise BradleyTerryNotConvergedError(
+                f"context {context_id}: Bradley-Terry did not converge ({fitted.message})"
+            )
+    hessian = _bt_hessian(theta, winner, loser, count, precision)
+    margin_pair: tuple[int, int] | None = None
+    if n >= 2:
+        second, first = np.argsort(theta, kind="stable")[-2:]
+        if theta[first] - theta[second] > params.bt_tie_tolerance:
+            margin_pair = (int(first), int(second))
+    if n <= params.bt_exact_se_limit:
+        dense = hessian.toarray()
+        covariance = linalg.cho_solve(linalg.cho_factor(dense), np.eye(n)) if n else dense
+        se = np.sqrt(np.diag(covariance))
+        se_method = "exact"
+        if margin_pair:
+            i, j = margin_pair
+            margin_var = covariance[i, i] + covariance[j, j] - 2 * covariance[i, j]
+    else:
+        se = 1.0 / np.sqrt(hessian.diagonal())
+        se_method = "diagonal"
+        if margin_pair:
+            i, j = margin_pair
+            margin_var = se[i] ** 2 + se[j] ** 2
+    margin_z = None
+    if margin_pair:
+        i, j = margin_pair
+        margin_z = float((theta[i] - theta[j]) / np.sqrt(margin_var))
+    return BradleyTerryFit(
+        context_id=context_id,
+        values=values,
+        strength=theta,
+        se=se,
+        winners=pick_winners(values, theta, tie_tolerance=params.bt_tie_tolerance),
+        n_comparisons=n_comparisons,
+        iterations=iterations,
+        se_method=se_method,
+        margin_z=margin_z,
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # Step 6: winners and support
 # --------------------------------------------------------------------------------------------
 
@@ -713,12 +912,23 @@ def support_label(scores: FloatArray, params: ScoringParams) -> SupportAssessmen
 # --------------------------------------------------------------------------------------------
 
 
+class Estimator(enum.StrEnum):
+    """Which estimator's winners a run puts first (both are always computed and stored)."""
+
+    PAGERANK = "pagerank"
+    BRADLEY_TERRY = "bradley_terry"
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class ContextResult:
     """The scores and alignment target of one context.
 
     ``values``/``score_array`` are aligned numpy arrays (values ascending) for vectorised use;
     ``scores`` is the same as a dict. ``iterations`` is how many power-iteration steps ran.
+    ``winners``, ``support``, ``z_score`` and ``ratio`` are PageRank's (the reference
+    method); ``bradley_terry`` is the second estimator on the same values, and
+    ``estimators_agree`` says whether both picked the same winners. When they do not,
+    ``support`` is at most "some support", whatever PageRank's margin.
     """
 
     context_id: int
@@ -731,10 +941,12 @@ class ContextResult:
     ratio: float | None
     n_edges: int
     iterations: int
+    bradley_terry: BradleyTerryFit | None = None
+    estimators_agree: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (scores as two aligned lists, since JSON keys must be strings)."""
-        return {
+        data = {
             "context_id": self.context_id,
             "values": self.values.tolist(),
             "scores": self.score_array.tolist(),
@@ -745,22 +957,37 @@ class ContextResult:
             "n_edges": self.n_edges,
             "iterations": self.iterations,
         }
+        if self.bradley_terry is not None:
+            data["bradley_terry"] = self.bradley_terry.to_dict()
+            data["estimators_agree"] = self.estimators_agree
+        return data
+
+    def winners_by(self, estimator: Estimator | str) -> tuple[int, ...]:
+        """The winners of the given estimator."""
+        if Estimator(estimator) == Estimator.BRADLEY_TERRY and self.bradley_terry is not None:
+            return self.bradley_terry.winners
+        return self.winners
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class ScoringResult:
-    """Everything one scoring run produced, with the parameters and version that produced it."""
+    """Everything one scoring run produced, with the parameters and version that produced it.
+
+    ``primary`` names the estimator the run puts first; both are in every context.
+    """
 
     params: ScoringParams
     contexts: dict[int, ContextResult]
     edges: EdgeTable
     n_judgments: int
     algorithm_version: str = ALGORITHM_VERSION
+    primary: Estimator = Estimator.PAGERANK
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form of the whole run (edges as columns; see `EdgeTable.to_columns`)."""
         return {
             "algorithm_version": self.algorithm_version,
+            "primary": self.primary.value,
             "params": self.params.to_dict(),
             "n_judgments": self.n_judgments,
             "contexts": [c.to_dict() for c in self.contexts.values()],
@@ -768,23 +995,40 @@ class ScoringResult:
         }
 
 
-def score_context(graph: ContextGraph, params: ScoringParams) -> ContextResult:
-    """Steps 5-6 for one context: PageRank, winners, support label."""
+def score_context(
+    graph: ContextGraph, params: ScoringParams, edges: EdgeTable | None = None
+) -> ContextResult:
+    """Steps 5-6 for one context: PageRank, Bradley-Terry, winners, support label.
+
+    *edges* are the context's rows of the edge table, which Bradley-Terry is fitted on;
+    without them only PageRank runs (``bradley_terry`` is then None).
+    """
     scores, iterations = pagerank(
         graph, damping=params.damping, tol=params.tol, max_iter=params.max_iter
     )
     assessment = support_label(scores, params)
+    winners = pick_winners(graph.values, scores, tie_tolerance=params.tie_tolerance)
+    fit = agree = None
+    label = assessment.label
+    if edges is not None:
+        fit = fit_bradley_terry(graph.context_id, graph.values, edges, params)
+        agree = fit.winners == winners
+        if not agree and label == Support.BROAD:
+            # Two reasonable estimators disagree on the winner: that is not broad support.
+            label = Support.SOME
     return ContextResult(
         context_id=graph.context_id,
         values=graph.values,
         score_array=scores,
         scores=dict(zip(graph.values.tolist(), scores.tolist(), strict=True)),
-        winners=pick_winners(graph.values, scores, tie_tolerance=params.tie_tolerance),
-        support=assessment.label,
+        winners=winners,
+        support=label,
         z_score=assessment.z_score,
         ratio=assessment.ratio,
         n_edges=graph.n_edges,
         iterations=iterations,
+        bradley_terry=fit,
+        estimators_agree=agree,
     )
 
 
@@ -793,6 +1037,7 @@ def score(
     params: ScoringParams | None = None,
     *,
     values_by_context: Mapping[int, Iterable[int]] | None = None,
+    primary: Estimator | str = Estimator.PAGERANK,
 ) -> ScoringResult:
     """Run the whole method: count, filter, PageRank every context, pick winners and labels.
 
@@ -807,5 +1052,14 @@ def score(
     params = params or ScoringParams()
     edges = edge_table(judgments, params)
     graphs = build_context_graphs(edges, values_by_context=values_by_context)
-    contexts = {graph.context_id: score_context(graph, params) for graph in graphs}
-    return ScoringResult(params=params, contexts=contexts, edges=edges, n_judgments=len(judgments))
+    contexts = {
+        graph.context_id: score_context(graph, params, edges.for_context(graph.context_id))
+        for graph in graphs
+    }
+    return ScoringResult(
+        params=params,
+        contexts=contexts,
+        edges=edges,
+        n_judgments=len(judgments),
+        primary=Estimator(primary),
+    )

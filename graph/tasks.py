@@ -76,6 +76,18 @@ def generate_hypotheses_task(self, deliberation_id: int, job_id: int | None = No
     return job.pk
 
 
+@shared_task(name="graph.check_vote_quality", bind=True)
+def check_vote_quality_task(self, deliberation_id: int, job_id: int | None = None) -> int | None:
+    try:
+        job = pipeline.check_vote_quality(deliberation_id=deliberation_id, job_id=job_id)
+    except Deliberation.DoesNotExist:
+        return None
+    except Exception as error:  # e.g. the database connection dropped
+        _retry_transient(self, error)
+        raise
+    return job.pk
+
+
 @shared_task(name="graph.score", bind=True)
 def score_task(
     self,

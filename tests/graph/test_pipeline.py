@@ -88,7 +88,8 @@ def answer_stories(fake, **kwargs):
 
 
 def judge(participant, hypothesis, verdict):
-    return UpgradeJudgment.objects.create(
+    """An answer given half a minute after the story was shown (time enough to read it)."""
+    judgment = UpgradeJudgment.objects.create(
         participant=participant,
         hypothesis=hypothesis,
         context=hypothesis.context,
@@ -96,6 +97,10 @@ def judge(participant, hypothesis, verdict):
         verdict=verdict,
         answered_at=timezone.now() if verdict else None,
     )
+    UpgradeJudgment.objects.filter(pk=judgment.pk).update(
+        shown_at=timezone.now() - timedelta(seconds=30)
+    )
+    return judgment
 
 
 def edges(deliberation):
@@ -355,13 +360,66 @@ def test_scoring_picks_the_expected_winner_and_records_how(graph_world):
 
 
 def test_scoring_twice_gives_the_same_results_bit_for_bit(graph_world):
-    first = pipeline.run_scoring(deliberation_id=graph_world.deliberation.pk)
-    second = pipeline.run_scoring(deliberation_id=graph_world.deliberation.pk)
+    first = pipeline.run_scoring(deliberation_id=graph_world.deliberation.pk, name="first")
+    second = pipeline.run_scoring(deliberation_id=graph_world.deliberation.pk, name="second")
     first.refresh_from_db()
     second.refresh_from_db()
     assert first.pk != second.pk
     assert results_json(first) == results_json(second)
     assert first.input_digest == second.input_digest
+
+
+def test_scoring_again_with_nothing_changed_reuses_the_latest_run(graph_world):
+    deliberation = graph_world.deliberation
+    first = pipeline.run_scoring(deliberation_id=deliberation.pk)
+    again = pipeline.run_scoring(deliberation_id=deliberation.pk)
+
+    assert again == first
+    assert ScoringRun.objects.count() == 1
+    job = Job.objects.filter(kind=Job.Kind.SCORE).first()
+    assert (job.status, job.params["run"], job.params["reused"]) == (
+        Job.Status.DONE,
+        first.pk,
+        True,
+    )
+
+    # Anything that can change the results makes a new run: the estimator, flagged data,
+    # the parameters, a new judgment.
+    other_estimator = pipeline.run_scoring(
+        deliberation_id=deliberation.pk, estimator="bradley_terry"
+    )
+    with_flagged = pipeline.run_scoring(deliberation_id=deliberation.pk, include_flagged=True)
+    other_params = pipeline.run_scoring(deliberation_id=deliberation.pk, params={"damping": 0.5})
+    judge(ParticipantFactory(deliberation=deliberation), graph_world.bc, "upgrade")
+    new_judgment = pipeline.run_scoring(deliberation_id=deliberation.pk)
+    runs = {first, other_estimator, with_flagged, other_params, new_judgment}
+    assert len(runs) == 5
+    assert ScoringRun.objects.count() == 5
+
+
+def test_a_run_reports_both_estimators_and_which_one_is_primary(graph_world):
+    pagerank = pipeline.run_scoring(deliberation_id=graph_world.deliberation.pk)
+    bt = pipeline.run_scoring(
+        deliberation_id=graph_world.deliberation.pk, estimator="bradley_terry"
+    )
+
+    assert (bt.status, bt.error) == (ScoringRun.Status.DONE, "")
+    assert (pagerank.results["primary"], bt.results["primary"]) == ("pagerank", "bradley_terry")
+    (context,) = bt.results["contexts"]
+    fit = context["bradley_terry"]
+    # A -> B an upgrade twice, B -> C not an upgrade twice: B is strongest, A and C below.
+    strength = dict(zip(context["values"], fit["strength"], strict=True))
+    b, a, c = graph_world.b.pk, graph_world.a.pk, graph_world.c.pk
+    assert strength[b] > strength[a] and strength[b] > strength[c]
+    assert fit["winners"] == [b] == context["winners"]
+    assert context["estimators_agree"] is True
+    assert all(se > 0 for se in fit["se"])
+
+
+def test_an_unknown_estimator_is_a_failed_run_that_says_so(graph_world):
+    run = pipeline.run_scoring(deliberation_id=graph_world.deliberation.pk, estimator="elo")
+    assert run.status == ScoringRun.Status.FAILED
+    assert "unknown estimator" in run.error
 
 
 def test_settings_and_arguments_set_the_parameters(graph_world, settings):
@@ -516,13 +574,18 @@ def test_the_pipeline_runs_end_to_end_on_the_demo(demo, no_llm):
     assert (job.status, job.error, job.progress_done, job.progress_total) == (
         Job.Status.DONE,
         "",
-        3,
-        3,
+        4,
+        4,
     )
     steps = Job.objects.filter(pk__in=job.params["jobs"].values())
     assert sorted(steps.values_list("kind", "status")) == sorted(
         (kind, Job.Status.DONE)
-        for kind in (Job.Kind.DEDUPLICATE, Job.Kind.HYPOTHESES, Job.Kind.SCORE)
+        for kind in (
+            Job.Kind.DEDUPLICATE,
+            Job.Kind.HYPOTHESES,
+            Job.Kind.VOTE_QUALITY,
+            Job.Kind.SCORE,
+        )
     )
     # The two identical cards became one value.
     assert CanonicalValue.objects.filter(deliberation=demo).count() == 7
