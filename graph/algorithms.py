@@ -276,13 +276,13 @@ class ScoringParams:
     - ``bt_prior_sd``: standard deviation of the Gaussian prior on each log-strength. 1.5 is
       weak: a priori two values' odds of being judged wiser lie within about e^(+-4.2), i.e.
       1:70, but it keeps a value that won its only comparison from running off to infinity.
-    - ``bt_tol``, ``bt_max_iter``: the optimiser stops when the largest gradient component is
-      below ``bt_tol``; failing that after ``bt_max_iter`` steps is an error.
+    - ``bt_tol``, ``bt_max_iter``: the optimiser stops when the norm of the gradient is below
+      ``bt_tol``; a gradient still far above it after ``bt_max_iter`` steps is an error.
     - ``bt_tie_tolerance``: values whose log-strength is within this of the top are all
       winners (the optimiser's own error is far below it).
     - ``bt_exact_se_limit``: up to this many values in a context, standard errors come from
       the full inverse of the Hessian; above it (a dense inverse would need too much memory)
-      from its diagonal only, which understates them (the run says which, in ``se_method``).
+      from its diagonal only, an approximation (the run says which, in ``se_method``).
     """
 
     min_upgrades: int = 2
@@ -682,8 +682,10 @@ class BradleyTerryFit:
 
     ``strength`` holds log-strengths: the model says that, shown A and B, people judge B the
     wiser with probability 1 / (1 + exp(strength[A] - strength[B])). ``se`` is the standard
-    error of each log-strength (Laplace approximation; ``se_method`` says "exact" for the full
-    inverse Hessian or "diagonal" for the cheaper bound used in very large contexts).
+    error of each log-strength relative to the mean of the context's log-strengths (Laplace
+    approximation; ``se_method`` says "exact" for the full inverse Hessian or "diagonal" for
+    the cheaper approximation used in very large contexts: 1 / sqrt of the Hessian's
+    diagonal, the uncertainty of a value were all the others known).
     ``margin_z`` is (top - runner-up) / SE of that difference: about how many standard errors
     separate the winner from the next value (None with fewer than two values or a tie).
     """
@@ -746,6 +748,25 @@ def _bt_objective(
     return value, gradient
 
 
+def _bt_hessp(
+    theta: FloatArray,
+    vector: FloatArray,
+    winner: IntArray,
+    loser: IntArray,
+    count: FloatArray,
+    precision: float,
+) -> FloatArray:
+    """Hessian of the negative log-posterior times *vector*, without forming the matrix."""
+    p = special.expit(theta[winner] - theta[loser])
+    flow = count * p * (1.0 - p) * (vector[winner] - vector[loser])
+    n = len(theta)
+    return (
+        np.bincount(winner, weights=flow, minlength=n)
+        - np.bincount(loser, weights=flow, minlength=n)
+        + precision * vector
+    )
+
+
 def _bt_hessian(
     theta: FloatArray, winner: IntArray, loser: IntArray, count: FloatArray, precision: float
 ) -> sp.csr_array:
@@ -765,11 +786,14 @@ def fit_bradley_terry(
     """Maximum a posteriori Bradley-Terry log-strengths of one context, with standard errors.
 
     Maximises sum over comparisons of log sigmoid(theta[winner] - theta[loser]) minus
-    sum(theta^2) / (2 * bt_prior_sd^2) with SciPy's L-BFGS-B from theta = 0, using the exact
-    gradient. The objective is strictly concave, so the optimum is unique and does not depend
-    on the starting point; it is also deterministic. Standard errors are the square roots of
-    the diagonal of the inverse Hessian at the optimum (the Laplace approximation of the
-    posterior). A value never compared keeps the prior: strength 0 and SE ``bt_prior_sd``.
+    sum(theta^2) / (2 * bt_prior_sd^2) with SciPy's trust-region Newton method ("trust-ncg")
+    from theta = 0, using the exact gradient and Hessian-vector products (each costs one pass
+    over the comparisons, so a context with a million judgments is fitted in a few passes).
+    The objective is strictly concave, so the optimum is unique and does not depend on the
+    starting point; it is also deterministic. Standard errors are the square roots of the
+    diagonal of the inverse Hessian at the optimum (the Laplace approximation of the posterior), taken
+    relative to the context's mean. A value never compared keeps the prior's strength, 0, and
+    the largest uncertainty.
     """
     n = len(values)
     winner, loser, count = bradley_terry_comparisons(edges, values)
@@ -783,19 +807,16 @@ def fit_bradley_terry(
             theta,
             args=(winner, loser, count, precision),
             jac=True,
-            method="L-BFGS-B",
-            options={
-                "gtol": params.bt_tol,
-                "ftol": 0.0,
-                "maxiter": params.bt_max_iter,
-                "maxcor": 20,
-            },
+            hessp=_bt_hessp,
+            method="trust-ncg",
+            options={"gtol": params.bt_tol, "maxiter": params.bt_max_iter},
         )
         theta, iterations = fitted.x, int(fitted.nit)
-        # L-BFGS-B may stop at the limit of floating-point progress with a tiny gradient
-        # left; judge convergence by the gradient itself, relative to the amount of data.
+        # The optimiser may stop at the limit of floating-point progress with a tiny gradient
+        # left ("bad approximation"); judge convergence by the gradient itself, allowing
+        # for rounding that grows with the amount of data.
         _, gradient = _bt_objective(theta, winner, loser, count, precision)
-        if np.abs(gradient).max() > max(params.bt_tol, 1e-9 * n_comparisons) * 1e3:
+        if np.linalg.norm(gradient) > 1e3 * params.bt_tol * max(1.0, n_comparisons):
             raise BradleyTerryNotConvergedError(
                 f"context {context_id}: Bradley-Terry did not converge ({fitted.message})"
             )
@@ -808,7 +829,12 @@ def fit_bradley_terry(
     if n <= params.bt_exact_se_limit:
         dense = hessian.toarray()
         covariance = linalg.cho_solve(linalg.cho_factor(dense), np.eye(n)) if n else dense
-        se = np.sqrt(np.diag(covariance))
+        # Strengths only mean something relative to each other (adding a constant to all of
+        # them changes no prediction), so report the uncertainty of each one relative to the
+        # context's mean: the covariance of (I - J/n) theta.
+        row_mean = covariance.mean(axis=1) if n else covariance[:, :0].sum(axis=1)
+        centred = np.diag(covariance) - 2 * row_mean + (row_mean.mean() if n else 0.0)
+        se = np.sqrt(np.maximum(centred, 0.0))
         se_method = "exact"
         if margin_pair:
             i, j = margin_pair

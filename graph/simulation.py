@@ -228,8 +228,8 @@ def simulate(settings: SimulationSettings, seed: int) -> Simulation:
 
 def kendall_tau(truth: np.ndarray, estimate: np.ndarray) -> float:
     """Kendall's tau-b between planted wisdom and estimated scores (ties in the estimate
-    count as half-agreements); 0 when the estimate does not separate any values."""
-    if np.ptp(estimate) == 0:
+    count as half-agreements); 0 when either side does not separate any values."""
+    if np.ptp(estimate) == 0 or np.ptp(truth) == 0:
         return 0.0
     return float(stats.kendalltau(truth, estimate).statistic)
 

@@ -587,3 +587,132 @@ def test_monotonicity_fails_for_some_non_default_thresholds():
     diff_before, _ = relative_standing(judgments, params, 0, 0, 1)
     diff_after, _ = relative_standing([*judgments, Judgment(99, 0, 0, 1, UP)], params, 0, 0, 1)
     assert diff_after < diff_before - 0.1
+
+
+# ------------------------------------------------------------------------------------------
+# Bradley-Terry, the second estimator
+# ------------------------------------------------------------------------------------------
+
+
+def bt(result: ScoringResult, context: int = 1) -> dict[int, tuple[float, float]]:
+    """value -> (log-strength, standard error) in the context."""
+    fit = result.contexts[context].bradley_terry
+    return {
+        int(v): (float(s), float(e))
+        for v, s, e in zip(fit.values, fit.strength, fit.se, strict=True)
+    }
+
+
+def test_bradley_terry_of_two_values_is_the_log_odds_of_their_record():
+    """B beats A 30 times ("upgrade" on A -> B) and A holds 10 times ("not an upgrade"); with
+    a negligible prior the maximum-likelihood gap is log(30 / 10), and its standard error
+    the textbook sqrt(1/30 + 1/10)."""
+    judgments = votes(1, 10, 20, *([UP] * 30 + [NOT] * 10))
+    flat_prior = ScoringParams(bt_prior_sd=1e4)
+    result = score(judgments, flat_prior)
+    fit = bt(result)
+    gap_se = math.sqrt(1 / 30 + 1 / 10)
+    assert fit[20][0] - fit[10][0] == pytest.approx(math.log(3), abs=1e-6)
+    assert result.contexts[1].bradley_terry.margin_z == pytest.approx(math.log(3) / gap_se)
+    # Relative to the mean of the two, each strength is half the gap, so its SE is half.
+    assert fit[20][1] == pytest.approx(gap_se / 2, rel=1e-3)
+
+
+def test_bradley_terry_recovers_a_clear_order():
+    judgments = []
+    participant = 0
+    for low, high in itertools.combinations([1, 2, 3, 4], 2):
+        judgments += votes(1, low, high, UP, UP, UP, NOT, first_participant=participant)
+        participant += 10
+    result = score(judgments)
+    fit = bt(result)
+    assert [v for v, _ in sorted(fit.items(), key=lambda kv: kv[1][0])] == [1, 2, 3, 4]
+    context = result.contexts[1]
+    assert context.bradley_terry.winners == (4,) == context.winners
+    assert context.estimators_agree is True
+    assert context.bradley_terry.margin_z > 0
+
+
+def test_bradley_terry_calls_a_perfect_cycle_a_three_way_tie():
+    cycle = votes(1, 1, 2, UP, UP) + votes(1, 2, 3, UP, UP) + votes(1, 3, 1, UP, UP)
+    context = score(cycle).contexts[1]
+    assert context.bradley_terry.strength == pytest.approx([0.0] * 3, abs=1e-9)
+    assert context.bradley_terry.winners == (1, 2, 3)
+    assert context.bradley_terry.margin_z is None
+    assert context.estimators_agree is True
+
+
+def test_a_value_never_compared_keeps_the_prior():
+    params = ScoringParams(bt_prior_sd=1.5)
+    judgments = votes(1, 1, 2, UP, UP, UP)
+    result = score(judgments, params, values_by_context={1: [1, 2, 3]})
+    fit = bt(result)
+    assert fit[3][0] == 0.0
+    # The compared values move away from the prior; the value never compared is the least
+    # certain of all.
+    assert fit[2][0] > 0 > fit[1][0]
+    assert fit[3][1] > max(fit[1][1], fit[2][1])
+
+
+def test_one_lonely_win_stays_finite_thanks_to_the_prior():
+    fit = bt(score(votes(1, 1, 2, UP)))
+    assert all(math.isfinite(s) and abs(s) < 5 for s, _ in fit.values())
+
+
+def test_when_everyone_is_unsure_nothing_is_compared_and_all_values_tie():
+    context = score(votes(1, 1, 2, UNSURE, UNSURE) + votes(1, 2, 3, UNSURE)).contexts[1]
+    fit = context.bradley_terry
+    assert fit.n_comparisons == 0
+    assert fit.strength.tolist() == [0.0, 0.0, 0.0]
+    assert fit.winners == (1, 2, 3) == context.winners
+    assert context.support == Support.CONTESTED
+
+
+def test_more_evidence_shrinks_the_standard_error():
+    few = bt(score(votes(1, 1, 2, UP, UP, NOT)))
+    many = bt(score(votes(1, 1, 2, *([UP, UP, NOT] * 20))))
+    assert many[2][1] < few[2][1]
+
+
+def test_when_the_estimators_disagree_support_is_never_broad():
+    """Value 2 collects kept upgrade edges from five values, so PageRank puts it far ahead.
+    Value 10 is never the destination of an upgrade, so PageRank gives it nothing, but it
+    holds ("not an upgrade") against 2 and four others, every time: Bradley-Terry ranks it
+    first."""
+    judgments = []
+    participant = 0
+    for source in (1, 3, 4, 5, 6):
+        judgments += votes(1, source, 2, UP, UP, UP, first_participant=participant)
+        participant += 10
+    for other in (2, 7, 8, 9, 3):
+        judgments += votes(1, 10, other, *[NOT] * 5, first_participant=participant)
+        participant += 10
+    params = ScoringParams()
+    context = score(judgments, params).contexts[1]
+
+    assert context.winners == (2,)
+    assert context.bradley_terry.winners == (10,)
+    assert context.estimators_agree is False
+    assert support_label(context.score_array, params).label == Support.BROAD
+    assert context.support == Support.SOME
+    summary = context.to_dict()
+    assert (summary["estimators_agree"], summary["support"]) == (False, "some support")
+    assert summary["bradley_terry"]["winners"] == [10]
+
+
+def test_the_primary_estimator_is_recorded_and_picks_the_winners_to_show():
+    judgments = votes(1, 1, 2, UP, UP, UP)
+    result = score(judgments, primary="bradley_terry")
+    assert result.to_dict()["primary"] == "bradley_terry"
+    assert result.contexts[1].winners_by("bradley_terry") == (2,)
+    with pytest.raises(ValueError):
+        score(judgments, primary="elo")
+
+
+def test_large_contexts_fall_back_to_diagonal_standard_errors():
+    judgments = votes(1, 1, 2, UP, UP) + votes(1, 2, 3, UP, NOT)
+    exact = score(judgments).contexts[1].bradley_terry
+    cheap = score(judgments, ScoringParams(bt_exact_se_limit=2)).contexts[1].bradley_terry
+    assert (exact.se_method, cheap.se_method) == ("exact", "diagonal")
+    assert cheap.strength.tolist() == exact.strength.tolist()
+    assert np.all(np.isfinite(cheap.se) & (cheap.se > 0))

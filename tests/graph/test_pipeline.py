@@ -747,3 +747,76 @@ def test_enough_new_judgments_start_the_pipeline_by_themselves(no_llm):
     assert not PipelineJob.objects.filter(kind=PipelineJob.Kind.PIPELINE).exists()
     answer_one()
     assert PipelineJob.objects.filter(kind=PipelineJob.Kind.PIPELINE).exists()
+
+
+# --- Vote quality -----------------------------------------------------------------------------
+
+
+def test_vote_quality_flags_fast_answers_and_a_self_serving_participant_once(graph_world):
+    deliberation = graph_world.deliberation
+    # Mallory wrote value C and judges three stories about it, always for C.
+    mallory = ParticipantFactory(deliberation=deliberation)
+    ValuesCardFactory(
+        deliberation=deliberation,
+        question=graph_world.question,
+        participant=mallory,
+        canonical=graph_world.c,
+    )
+    judge(mallory, graph_world.bc, "upgrade")
+    for source in (graph_world.a, graph_world.value("Value D")):
+        story = HypothesisFactory(
+            deliberation=deliberation,
+            context=graph_world.context,
+            from_value=source,
+            to_value=graph_world.c,
+        )
+        judge(mallory, story, "upgrade")
+    # Flo answers without reading: shown and answered in the same instant.
+    flo = ParticipantFactory(deliberation=deliberation)
+    hasty = UpgradeJudgment.objects.create(
+        participant=flo,
+        hypothesis=graph_world.ab,
+        context=graph_world.context,
+        pair_key=graph_world.ab.pair_key,
+        verdict="not_upgrade",
+        answered_at=timezone.now(),
+    )
+
+    job = pipeline.check_vote_quality(deliberation_id=deliberation.pk)
+
+    assert (job.status, job.error) == (Job.Status.DONE, "")
+    flags = ModerationFlag.objects.filter(source=ModerationFlag.Source.VOTE_QUALITY)
+    assert sorted(flags.values_list("reason", "object_id")) == [
+        ("own_value", mallory.pk),
+        ("too_fast", hasty.pk),
+    ]
+    # Ada and Bo answered honestly and at a reading pace: nothing about them.
+    assert (
+        not flags.filter(object_id__in=[graph_world.ada.pk, graph_world.bo.pk])
+        .exclude(reason="too_fast")
+        .exists()
+    )
+    assert job.params["written"]["own_value"] == 1
+
+    # Flagged data is left out of scoring, and counted as such; nothing was deleted.
+    run = pipeline.run_scoring(deliberation_id=deliberation.pk)
+    assert run.input_counts["excluded"]["flagged"] == 4
+    assert UpgradeJudgment.objects.filter(participant=mallory).count() == 3
+
+    # Running again writes nothing new, and a flag a moderator approved stays approved.
+    flags.filter(reason="too_fast").update(state=ModerationFlag.State.APPROVED)
+    again = pipeline.check_vote_quality(deliberation_id=deliberation.pk)
+    assert again.params["written"] == {
+        "too_fast": 0,
+        "straight_lining": 0,
+        "own_value": 0,
+        "coordinated": 0,
+    }
+    assert flags.count() == 2
+    assert flags.get(reason="too_fast").state == ModerationFlag.State.APPROVED
+
+
+def test_the_vote_quality_task_runs_the_check(graph_world):
+    result = tasks.check_vote_quality_task.apply(args=[graph_world.deliberation.pk])
+    job = Job.objects.get(pk=result.get())
+    assert (job.kind, job.status) == (Job.Kind.VOTE_QUALITY, Job.Status.DONE)
