@@ -791,9 +791,9 @@ def fit_bradley_terry(
     over the comparisons, so a context with a million judgments is fitted in a few passes).
     The objective is strictly concave, so the optimum is unique and does not depend on the
     starting point; it is also deterministic. Standard errors are the square roots of the
-    diagonal of the inverse Hessian at the optimum (the Laplace approximation of the posterior), taken
-    relative to the context's mean. A value never compared keeps the prior's strength, 0, and
-    the largest uncertainty.
+    diagonal of the inverse Hessian at the optimum (the Laplace approximation of the
+    posterior), taken relative to the context's mean. A value never compared keeps the
+    prior's strength, 0, and the largest uncertainty.
     """
     n = len(values)
     winner, loser, count = bradley_terry_comparisons(edges, values)

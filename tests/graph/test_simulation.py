@@ -25,7 +25,8 @@ def test_each_participant_judges_distinct_pairs():
     rows = sim.rows
     low = np.minimum(rows.from_value, rows.to_value)
     high = np.maximum(rows.from_value, rows.to_value)
-    keys = set(zip(rows.participant.tolist(), rows.context.tolist(), low.tolist(), high.tolist()))
+    columns = (rows.participant, rows.context, low, high)
+    keys = set(zip(*(c.tolist() for c in columns), strict=True))
     assert len(keys) == len(rows) == 50 * 8
 
 
