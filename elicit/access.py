@@ -41,13 +41,14 @@ def is_researcher(user) -> bool:
 
 
 def roles_on(user, deliberation: Deliberation) -> set[str]:
-    """The roles the user holds on this deliberation ("admin" for superusers)."""
+    """The roles the user holds on this deliberation ("admin" for superusers). A pilot (a
+    deliberation of simulated participants) has the staff of the deliberation it pilots."""
     if isinstance(user, AnonymousUser) or not (user.is_authenticated and user.is_active):
         return set()
     held = set(
-        StaffAssignment.objects.filter(user=user, deliberation=deliberation).values_list(
-            "role", flat=True
-        )
+        StaffAssignment.objects.filter(
+            user=user, deliberation_id=deliberation.pilot_of_id or deliberation.pk
+        ).values_list("role", flat=True)
     )
     if user.is_superuser:
         held.add("admin")
@@ -70,13 +71,13 @@ def can_view_moderation(user, deliberation: Deliberation) -> bool:
 
 
 def _assigned(user, roles: tuple[str, ...]) -> QuerySet[Deliberation]:
+    """Real deliberations only: pilots are reached from the deliberation they pilot."""
+    real = Deliberation.objects.filter(pilot_of__isnull=True)
     if is_admin(user):
-        return Deliberation.objects.all()
+        return real
     if not user.is_authenticated:
         return Deliberation.objects.none()
-    return Deliberation.objects.filter(
-        staffassignment__user=user, staffassignment__role__in=roles
-    ).distinct()
+    return real.filter(staffassignment__user=user, staffassignment__role__in=roles).distinct()
 
 
 def research_deliberations(user) -> QuerySet[Deliberation]:

@@ -37,6 +37,42 @@ The pipeline, in the order `score` runs it:
 6. **Winners and support** (`pick_winners`, `support_label`). The top value(s) of each context
    are its alignment target; a label says how far the winner stands above the rest.
 
+7. **Bradley-Terry, the second estimator** (`fit_bradley_terry`). PageRank is the reference
+   method, but in simulations with a planted truth (graph/simulation.py, bench/recovery.py)
+   it recovers the planted order markedly worse than a paired-comparison model fitted on the
+   same judgments, and can miss the wisest value even with 1,000 participants. So every run
+   also fits, per context, a Bradley-Terry model: each value has a log-strength theta and,
+   shown A and B, people judge B the wiser with probability sigmoid(theta_B - theta_A).
+   Decisions, each made to be explained in a paper:
+
+   - *What is a comparison.* On the story A -> B, "upgrade" is B beating A and "not an
+     upgrade" is A holding against B. "Not sure" is **no comparison**: it says the judge
+     could not tell, not that the two values are equally wise. Counting it as a tie (the
+     Rao-Kupper or Davidson extensions) would pull two strengths together on the strength of
+     someone's uncertainty, so a confusingly written story would make its values look equal.
+     (PageRank keeps the reference's treatment: "not sure" dilutes the likelihood and adds
+     to the entropy.) Every judgment counts, whether or not PageRank's filters kept its edge:
+     the filters are PageRank's defence against noise, the model weighs noise itself.
+   - *A weak prior.* Maximum likelihood diverges when a value won every comparison it was in
+     (common with sparse data), so we take the maximum a posteriori estimate under a Gaussian
+     prior N(0, ``bt_prior_sd``^2) on each log-strength (1.5 by default: weak, but it keeps a
+     value that won its only comparison finite). A value never compared stays at 0.
+   - *The fit.* SciPy's trust-region Newton method with the exact gradient and
+     Hessian-vector products; the objective is strictly concave, so the optimum is unique,
+     independent of the starting point, and deterministic.
+   - *Uncertainty.* Standard errors from the Laplace approximation (the inverse Hessian at
+     the optimum), for each log-strength relative to the context's mean, since only
+     differences of strengths mean anything; ``margin_z`` is the winner's lead over the
+     runner-up in standard errors of that difference.
+   - *Winners and agreement.* The winners are the values within ``bt_tie_tolerance`` of the
+     top strength. A context's ``estimators_agree`` is true when both estimators name the
+     same set of winners. When they do not, PageRank's label is capped at "some support":
+     a result that depends on the choice of a reasonable estimator is not broadly supported.
+   - *Which is primary.* Both are computed and stored in every run; the run's ``estimator``
+     (``ScoringResult.primary``) says which winners to show first. The existing result keys
+     (``scores``, ``winners``, ``support``...) keep meaning PageRank, the reference, and the
+     Bradley-Terry figures sit beside them under ``bradley_terry``.
+
 Everything a run depends on is in `ScoringParams` (serialisable with `ScoringParams.to_dict`)
 and `ALGORITHM_VERSION`; a stored run can therefore be reproduced and two runs diffed.
 """

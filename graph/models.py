@@ -361,3 +361,38 @@ class ApiToken(models.Model):
         return cls.objects.create(
             user=user, name=name, token_hash=cls.hash(token), prefix=token[:8]
         ), token
+
+
+class PilotRun(models.Model):
+    """A pilot of a deliberation with simulated participants (graph/pilots.py): what was asked
+    (simulation settings, participant counts, repeats, seed), the pilot deliberation that holds
+    the simulated data, and the report (how well each estimator finds the planted truth)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+
+    deliberation = models.ForeignKey(
+        Deliberation, on_delete=models.CASCADE, related_name="pilot_runs"
+    )
+    # The separate deliberation holding the simulated participants (Deliberation.pilot_of).
+    pilot = models.ForeignKey(
+        Deliberation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    simulation = models.JSONField(default=dict)  # settings, participants, repeats, seed
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    report = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Pilot run {self.pk} of {self.deliberation}"

@@ -1347,4 +1347,6 @@ def queue_pipeline_if_due(*, deliberation_id: int) -> PipelineJob | None:
 
 
 def open_deliberation_ids() -> Iterable[int]:
-    return Deliberation.objects.filter(status=Deliberation.Status.OPEN).values_list("pk", flat=True)
+    return Deliberation.objects.filter(
+        status=Deliberation.Status.OPEN, pilot_of__isnull=True
+    ).values_list("pk", flat=True)

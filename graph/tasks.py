@@ -8,8 +8,8 @@ from celery import shared_task
 from celery.utils.time import get_exponential_backoff_interval
 
 from elicit.models import Deliberation
-from graph import pipeline, privacy, services
-from graph.models import PipelineJob
+from graph import pilots, pipeline, privacy, services
+from graph.models import PilotRun, PipelineJob
 
 MAX_RETRIES = 5
 BACKOFF_SECONDS = 60  # first retry after up to a minute, then 2, 4, 8, 16 (jittered)
@@ -148,6 +148,19 @@ def run_pipeline_task(self, deliberation_id: int, job_id: int | None = None) -> 
             args=[deliberation_id, job.pk], countdown=countdown, max_retries=MAX_RETRIES
         )
     return job.pk
+
+
+@shared_task(
+    name="graph.run_pilot",
+    soft_time_limit=PIPELINE_SOFT_TIME_LIMIT,
+    time_limit=PIPELINE_SOFT_TIME_LIMIT + 60,
+)
+def run_pilot_task(pilot_run_id: int) -> int | None:
+    """A pilot with simulated participants (graph/pilots.py); a finished one is left as is."""
+    try:
+        return pilots.run_pilot(pilot_run_id=pilot_run_id).pk
+    except PilotRun.DoesNotExist:
+        return None
 
 
 @shared_task(name="graph.run_scheduled_pipeline")
