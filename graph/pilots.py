@@ -73,6 +73,55 @@ class PilotRequest:
         )
 
 
+class PilotInputError(ValueError):
+    """A researcher's input that cannot make a pilot: ``errors`` maps each culprit field
+    ("" when no single field is to blame) to what is wrong with it."""
+
+    def __init__(self, errors: dict[str, str]):
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def build_request(
+    *,
+    participants: str,
+    planted: str,
+    repeats: int,
+    seed: int,
+    n_values: int,
+    n_contexts: int,
+    judgments_per_participant: int,
+    noise: float,
+    unsure_share: float,
+    faction_share: float,
+) -> PilotRequest:
+    """A `PilotRequest` from what a researcher typed (the page's form and the command)."""
+    errors = {}
+    try:
+        counts = parse_participants(participants)
+    except ValueError as error:
+        errors["participants"] = str(error)
+    try:
+        order = parse_planted(planted, n_values=n_values)
+    except ValueError as error:
+        errors["planted"] = str(error)
+    if errors:
+        raise PilotInputError(errors)
+    try:
+        settings = simulation.SimulationSettings(
+            n_values=n_values,
+            n_contexts=n_contexts,
+            judgments_per_participant=judgments_per_participant,
+            noise=noise,
+            unsure_share=unsure_share,
+            faction_share=faction_share,
+            planted=order,
+        )
+    except ValueError as error:
+        raise PilotInputError({"": str(error)}) from None
+    return PilotRequest(settings=settings, participants=counts, repeats=repeats, seed=seed)
+
+
 def queue_pilot(*, deliberation: Deliberation, request: PilotRequest, user=None) -> PilotRun:
     """Record the pilot run (queued, visible at once) and send its task on commit."""
     if deliberation.is_pilot:

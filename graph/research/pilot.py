@@ -14,7 +14,7 @@ from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_safe
 
-from graph import pilots, simulation
+from graph import pilots
 from graph.models import PilotRun
 from graph.research.access import research_deliberation, researcher_required
 
@@ -65,39 +65,13 @@ class PilotForm(forms.Form):
         if self.errors:
             return data
         try:
-            data["participant_counts"] = pilots.parse_participants(data["participants"])
-        except ValueError as error:
-            self.add_error("participants", str(error))
-        try:
-            data["planted_order"] = pilots.parse_planted(
-                data.get("planted", ""), n_values=data["n_values"]
+            data["request"] = pilots.build_request(
+                **{name: data[name] for name in self.fields},
             )
-        except ValueError as error:
-            self.add_error("planted", str(error))
-        if self.errors:
-            return data
-        try:
-            data["settings"] = simulation.SimulationSettings(
-                n_values=data["n_values"],
-                n_contexts=data["n_contexts"],
-                judgments_per_participant=data["judgments_per_participant"],
-                noise=data["noise"],
-                unsure_share=data["unsure_share"],
-                faction_share=data["faction_share"],
-                planted=data["planted_order"],
-            )
-        except ValueError as error:
-            raise forms.ValidationError(str(error)) from None
+        except pilots.PilotInputError as error:
+            for field, message in error.errors.items():
+                self.add_error(field or None, message)
         return data
-
-    def pilot_request(self) -> pilots.PilotRequest:
-        data = self.cleaned_data
-        return pilots.PilotRequest(
-            settings=data["settings"],
-            participants=data["participant_counts"],
-            repeats=data["repeats"],
-            seed=data["seed"],
-        )
 
 
 def _real_deliberation(request, slug):
@@ -116,7 +90,7 @@ def pilot(request, slug):
     if request.method == "POST":
         if form.is_valid():
             run = pilots.queue_pilot(
-                deliberation=deliberation, request=form.pilot_request(), user=request.user
+                deliberation=deliberation, request=form.cleaned_data["request"], user=request.user
             )
             return redirect("research:pilot_report", slug=slug, run_id=run.pk)
         status = 422

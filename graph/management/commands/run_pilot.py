@@ -11,7 +11,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from elicit.models import Deliberation
-from graph import pilots, simulation
+from graph import pilots
 from graph.models import PilotRun
 
 
@@ -38,19 +38,17 @@ class Command(BaseCommand):
         if deliberation is None:
             raise CommandError(f"no deliberation {options['slug']!r}")
         try:
-            request = pilots.PilotRequest(
-                settings=simulation.SimulationSettings(
-                    n_values=options["values"],
-                    n_contexts=options["contexts"],
-                    judgments_per_participant=options["judgments"],
-                    noise=options["noise"],
-                    unsure_share=options["unsure"],
-                    faction_share=options["faction"],
-                    planted=pilots.parse_planted(options["planted"], n_values=options["values"]),
-                ),
-                participants=pilots.parse_participants(options["participants"]),
+            request = pilots.build_request(
+                participants=options["participants"],
+                planted=options["planted"],
                 repeats=options["repeats"],
                 seed=options["seed"],
+                n_values=options["values"],
+                n_contexts=options["contexts"],
+                judgments_per_participant=options["judgments"],
+                noise=options["noise"],
+                unsure_share=options["unsure"],
+                faction_share=options["faction"],
             )
         except ValueError as error:
             raise CommandError(str(error)) from None
