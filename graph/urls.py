@@ -18,4 +18,5 @@ urlpatterns = [
     path("r/<slug:token>/my-data/", privacy_views.my_data, name="my_data_receipt"),
     path("r/<slug:token>/my-data/download/", privacy_views.download, name="download_receipt"),
     path("r/<slug:token>/my-data/delete/", privacy_views.delete, name="delete_receipt"),
+    path("r/<slug:token>/", views.receipt, name="receipt"),
 ]

@@ -22,7 +22,8 @@ from elicit.models import ValuesCard
 from elicit.ratelimit import rate_limited
 from elicit.services import session_participant
 from elicit.views import own_interview, public_deliberation
-from graph import participation, services
+from graph import explorer, participation, results, services
+from graph.forms import SurveyForm
 from graph.models import CanonicalValue, UpgradeJudgment
 
 
@@ -241,16 +242,65 @@ def revise_judgment(request, participant, pk):
 # --- The end ------------------------------------------------------------------------------------
 
 
-@require_safe
+def end_context(request, participant, **extra) -> dict:
+    result = results.participant_result(participant)
+    receipt = reverse("graph:receipt", kwargs={"token": participant.receipt_token})
+    return {
+        "deliberation": participant.deliberation,
+        "participant": participant,
+        "card": participation.latest_card(participant),
+        "answered": participation.answered_count(participant),
+        "finished": results.journey_finished(participant),
+        "result": result,
+        "graph_svg": explorer.participant_svg(result),
+        "receipt_url": request.build_absolute_uri(receipt),
+        "redirect_url": results.completion_redirect(participant),
+        **extra,
+    }
+
+
+@require_http_methods(["GET", "POST"])
 @participant_step
 def done(request, participant):
-    """Thanks, and the participant's card. (Results and the survey come here later.)"""
-    return render(
+    """Step 8: where the participant's value sits in the graph, the legitimacy survey, then the
+    completion code (or, for a panel participant, the way back to the panel). Answering or
+    skipping the survey completes the participation, once."""
+    if not results.journey_finished(participant):
+        return render(request, "graph/done.html", end_context(request, participant))
+    if request.method == "POST":
+        form = None if "skip" in request.POST else SurveyForm(request.POST)
+        if form is not None:
+            if not form.is_valid():
+                context = end_context(request, participant, form=form)
+                return render(request, "graph/done.html", context, status=422)
+            results.record_survey(participant=participant, answers=form.cleaned_data)
+        results.complete(participant=participant)
+        if redirect_url := results.completion_redirect(participant):
+            return redirect(redirect_url)
+        return redirect(step_url("graph:done", participant))
+    return render(request, "graph/done.html", end_context(request, participant, form=SurveyForm()))
+
+
+@require_safe
+def receipt(request, token):
+    """The personal link: where the participant's value sits now, readable without the session.
+    It shows no panel id, demographics, transcript or comment, and logs nobody in."""
+    participant = results.receipt_participant(token)
+    if participant is None:
+        raise Http404
+    result = results.participant_result(participant)
+    response = render(
         request,
-        "graph/done.html",
+        "graph/receipt.html",
         {
             "deliberation": participant.deliberation,
             "card": participation.latest_card(participant),
-            "answered": participation.answered_count(participant),
+            "result": result,
+            "graph_svg": explorer.participant_svg(result),
         },
     )
+    # The token is the only key: keep it out of Referer headers, search engines and caches.
+    response["Referrer-Policy"] = "no-referrer"
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    response["Cache-Control"] = "private, no-store"
+    return response

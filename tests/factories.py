@@ -4,6 +4,7 @@ a participant "Ada" who answers honestly, "Bo" another participant, and "Rhea" a
 import factory
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from elicit import models as e
 from graph import models as g
@@ -154,3 +155,19 @@ def staff(username: str, deliberation, role: str):
     user = UserFactory(username=username)
     e.StaffAssignment.objects.get_or_create(user=user, deliberation=deliberation, role=role)
     return user
+
+
+class JudgmentFactory(factory.django.DjangoModelFactory):
+    """An answered judgment of a hypothesis (verdict "upgrade" unless told)."""
+
+    class Meta:
+        model = g.UpgradeJudgment
+
+    hypothesis = factory.SubFactory(HypothesisFactory)
+    participant = factory.SubFactory(
+        ParticipantFactory, deliberation=factory.SelfAttribute("..hypothesis.deliberation")
+    )
+    context = factory.SelfAttribute("hypothesis.context")
+    pair_key = factory.SelfAttribute("hypothesis.pair_key")
+    verdict = g.UpgradeJudgment.Verdict.UPGRADE
+    answered_at = factory.LazyFunction(timezone.now)
