@@ -66,20 +66,25 @@ def layered_positions(
     nodes: Iterable[int],
     edges: Iterable[tuple[int, int]],
     *,
-    row_size: int = 40,
+    row_size: int | None = None,
     isolated_order: Sequence[int] = (),
 ) -> dict[int, tuple[float, float]]:
     """Grid coordinates (column, row) of every node; row 0 is the top, columns are centred on
     0. An edge (a, b) reads "b is wiser than a" and puts b above a (see the module docstring).
 
-    *isolated_order* lists nodes without edges in the order they should fill the bottom grid
-    (e.g. by score); those not listed follow by id.
+    *row_size* is the widest a row may be; by default about sqrt(2.7 n), which makes a graph
+    whose levels are wide about twice as wide as high on screen (the rows are 1.5 times as far
+    apart as the columns), the shape of a browser window. *isolated_order* lists nodes without
+    edges in the order they should fill the bottom grid (e.g. by score); those not listed
+    follow by id.
     """
-    if row_size < 1:
-        raise ValueError("row_size must be at least 1")
     graph = nx.DiGraph()
     graph.add_nodes_from(sorted(set(nodes)))
     graph.add_edges_from((a, b) for a, b in edges if a != b)
+    if row_size is None:
+        row_size = max(12, round(math.sqrt(2.7 * graph.number_of_nodes())))
+    if row_size < 1:
+        raise ValueError("row_size must be at least 1")
     isolated = [n for n in graph.nodes if graph.degree(n) == 0]
     connected = graph.subgraph(n for n in graph.nodes if graph.degree(n) > 0)
 
@@ -215,9 +220,10 @@ def svg(
     if title:
         out.append(f"<title>{escape(title)}</title>")
     out.append(
-        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="5"'
-        ' markerHeight="5" orient="auto-start-reverse"><path d="M0 0L10 5L0 10z"'
-        ' fill="#5b6577"/></marker></defs>'
+        # In user units, so that a wide edge does not grow a huge arrowhead.
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="9"'
+        ' markerHeight="9" markerUnits="userSpaceOnUse" orient="auto">'
+        '<path d="M0 0L10 5L0 10z" fill="#5b6577"/></marker></defs>'
     )
     out.append('<g class="edges" fill="none">')
     for edge in edges:

@@ -1,12 +1,20 @@
-// Pan and zoom of a server-drawn moral graph (graph/layout.py), by changing the SVG's viewBox:
-// the wheel zooms around the pointer, a drag pans, the +/−/Reset buttons do the same from the
-// keyboard. In the explorer a click on a value asks the server for its detail with htmx; without
-// JavaScript the value's link opens the same page with the detail. Listeners are delegated to
-// the document, so a graph swapped in by htmx works without setting anything up again.
+// Pan and zoom of a server-drawn moral graph (graph/layout.py): the wheel zooms around the
+// pointer, a drag pans, the +/−/Reset buttons do the same from the keyboard. In the explorer a
+// click on a value asks the server for its detail with htmx; without JavaScript the value's
+// link opens the same page with the detail. Listeners are delegated to the document, so a graph
+// swapped in by htmx works without setting anything up again.
+//
+// Why two steps: redrawing an SVG of thousands of values at every wheel event or mouse move
+// takes a browser without a GPU hundreds of milliseconds (bench/explorer.py measures it). So
+// while the pointer moves, the picture already drawn is moved and scaled with a CSS transform
+// (cheap: nothing is redrawn), and the new viewBox is set once the gesture pauses or ends,
+// which redraws it sharp.
 "use strict";
 (function () {
   const GRAPH = ".graph-view svg.moral-graph";
   const STEP = 1.25;
+  const SETTLE_MS = 150;
+  const gestures = new WeakMap(); // svg -> {from, to, rect, timer}: a gesture not yet settled
 
   function graphOf(target) {
     return target instanceof Element ? target.closest(GRAPH) : null;
@@ -20,27 +28,66 @@
     svg.setAttribute("viewBox", [x, y, w, h].map((n) => n.toFixed(1)).join(" "));
   }
 
-  // User units per screen pixel: with preserveAspectRatio "meet" the larger ratio applies.
-  function unitsPerPixel(svg) {
-    const [, , w, h] = box(svg);
-    const rect = svg.getBoundingClientRect();
-    return Math.max(w / (rect.width || 1), h / (rect.height || 1));
+  // The box the user is looking at: the one being previewed, or the one drawn.
+  function shown(svg) {
+    const gesture = gestures.get(svg);
+    return gesture ? gesture.to : box(svg);
+  }
+
+  // The untransformed screen rectangle of the SVG (while a preview runs, the transformed one
+  // would mislead).
+  function rectOf(svg) {
+    const gesture = gestures.get(svg);
+    return gesture ? gesture.rect : svg.getBoundingClientRect();
+  }
+
+  // Pixels per user unit and the letterbox offset, for a box shown with "xMidYMid meet".
+  function fit(rect, [, , w, h]) {
+    const a = Math.min(rect.width / w, rect.height / h) || 1;
+    return { a, padX: (rect.width - w * a) / 2, padY: (rect.height - h * a) / 2 };
   }
 
   function userPoint(svg, clientX, clientY) {
-    const matrix = svg.getScreenCTM();
-    if (!matrix) {
-      const [x, y, w, h] = box(svg);
-      return { x: x + w / 2, y: y + h / 2 };
+    const rect = rectOf(svg);
+    const b = shown(svg);
+    const { a, padX, padY } = fit(rect, b);
+    return { x: b[0] + (clientX - rect.left - padX) / a, y: b[1] + (clientY - rect.top - padY) / a };
+  }
+
+  // Show box `to` at once by transforming what is drawn for box `from`; commit it later.
+  function preview(svg, to) {
+    let gesture = gestures.get(svg);
+    if (!gesture) {
+      gesture = { from: box(svg), rect: svg.getBoundingClientRect() };
+      gestures.set(svg, gesture);
     }
-    return new DOMPoint(clientX, clientY).matrixTransform(matrix.inverse());
+    gesture.to = to;
+    const [x0, y0, w0] = gesture.from;
+    const [x1, y1, w1] = to;
+    const k = w1 / w0; // > 1 zooms out
+    const { a, padX, padY } = fit(gesture.rect, gesture.from);
+    const tx = padX * (1 - 1 / k) - (a / k) * (x1 - x0);
+    const ty = padY * (1 - 1 / k) - (a / k) * (y1 - y0);
+    svg.style.transformOrigin = "0 0";
+    svg.style.transform = `translate(${tx}px, ${ty}px) scale(${1 / k})`;
+    clearTimeout(gesture.timer);
+    gesture.timer = setTimeout(() => commit(svg), SETTLE_MS);
+  }
+
+  function commit(svg) {
+    const gesture = gestures.get(svg);
+    if (!gesture) return;
+    clearTimeout(gesture.timer);
+    gestures.delete(svg);
+    setBox(svg, gesture.to);
+    svg.style.transform = "";
   }
 
   // Scale the view by `factor` (> 1 zooms out) keeping the point `at` where it is.
-  function zoom(svg, factor, at) {
-    const [x, y, w, h] = box(svg);
+  function zoomed(svg, factor, at) {
+    const [x, y, w, h] = shown(svg);
     const c = at || { x: x + w / 2, y: y + h / 2 };
-    setBox(svg, [c.x - (c.x - x) * factor, c.y - (c.y - y) * factor, w * factor, h * factor]);
+    return [c.x - (c.x - x) * factor, c.y - (c.y - y) * factor, w * factor, h * factor];
   }
 
   document.addEventListener(
@@ -49,7 +96,8 @@
       const svg = graphOf(event.target);
       if (!svg) return;
       event.preventDefault();
-      zoom(svg, event.deltaY > 0 ? STEP : 1 / STEP, userPoint(svg, event.clientX, event.clientY));
+      const at = userPoint(svg, event.clientX, event.clientY);
+      preview(svg, zoomed(svg, event.deltaY > 0 ? STEP : 1 / STEP, at));
     },
     { passive: false },
   );
@@ -62,7 +110,9 @@
     justDragged = false;
     const svg = graphOf(event.target);
     if (!svg || event.button !== 0) return;
-    drag = { svg, x: event.clientX, y: event.clientY, start: box(svg), scale: unitsPerPixel(svg), moved: false };
+    const start = shown(svg);
+    const { a } = fit(rectOf(svg), start);
+    drag = { svg, x: event.clientX, y: event.clientY, start, unitsPerPixel: 1 / a, moved: false };
   });
 
   document.addEventListener("pointermove", (event) => {
@@ -73,13 +123,14 @@
     drag.moved = true;
     drag.svg.classList.add("dragging");
     const [x, y, w, h] = drag.start;
-    setBox(drag.svg, [x - dx * drag.scale, y - dy * drag.scale, w, h]);
+    preview(drag.svg, [x - dx * drag.unitsPerPixel, y - dy * drag.unitsPerPixel, w, h]);
   });
 
   function endDrag() {
     if (!drag) return;
     justDragged = drag.moved;
     drag.svg.classList.remove("dragging");
+    if (drag.moved) commit(drag.svg);
     drag = null;
   }
   document.addEventListener("pointerup", endDrag);
@@ -91,9 +142,10 @@
     if (button) {
       const svg = button.closest(".graph-view").querySelector("svg.moral-graph");
       if (!svg) return;
+      commit(svg);
       const action = button.dataset.zoom;
       if (action === "reset") svg.setAttribute("viewBox", svg.dataset.home);
-      else zoom(svg, action === "in" ? 1 / STEP : STEP);
+      else setBox(svg, zoomed(svg, action === "in" ? 1 / STEP : STEP));
       return;
     }
     const svg = graphOf(event.target);
