@@ -22,14 +22,9 @@ from django.utils.translation import gettext_lazy as _
 
 from elicit.models import Context, Deliberation, Question, ValuesCard
 from graph import layout
+from graph.algorithms import EdgeRow
 from graph.models import CanonicalValue, ScoringRun, UpgradeHypothesis
-from graph.results import (
-    ContextScores,
-    EdgeStats,
-    ParticipantResult,
-    context_scores,
-    edge_stats,
-)
+from graph.results import ContextScores, ParticipantResult, context_scores, edge_stats
 from graph.services import visible_values
 
 LAYOUT_VERSION = 1
@@ -133,18 +128,18 @@ def build_nodes(
     ]
 
 
-def build_edges(rows: list[EdgeStats], *, dropped: bool) -> list[layout.DrawEdge]:
+def build_edges(rows: list[EdgeRow], *, dropped: bool) -> list[layout.DrawEdge]:
     """One edge per ordered pair in view (contexts merged: the highest likelihood, kept when
     kept in any context); the dropped ones only on request."""
     merged: dict[tuple[int, int], layout.DrawEdge] = {}
     for row in rows:
         if not row.kept and not dropped:
             continue
-        key = (row.source, row.target)
+        key = (row.from_value, row.to_value)
         old = merged.get(key)
         merged[key] = layout.DrawEdge(
-            row.source,
-            row.target,
+            row.from_value,
+            row.to_value,
             max(row.likelihood, old.likelihood) if old else row.likelihood,
             row.kept or (old.kept if old else False),
         )
@@ -167,7 +162,7 @@ def graph_view(
     nodes = build_nodes(scores, context_ids, titles)
     rows = edge_stats(run.results, context_ids)
     node_ids = {n.id for n in nodes}
-    rows = [r for r in rows if r.source in node_ids and r.target in node_ids]
+    rows = [r for r in rows if r.from_value in node_ids and r.to_value in node_ids]
     kept = build_edges(rows, dropped=False)
 
     def compute() -> dict[int, tuple[float, float]]:
@@ -248,7 +243,7 @@ class UpgradeRow:
     upgrade: int
     not_upgrade: int
     unsure: int
-    stats: EdgeStats | None
+    stats: EdgeRow | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -267,7 +262,7 @@ def value_detail(
     contexts = contexts_in_view(deliberation, filters)
     context_ids = [c.pk for c in contexts]
     standings = []
-    stats: dict[tuple[int, int, int], EdgeStats] = {}
+    stats: dict[tuple[int, int, int], EdgeRow] = {}
     if run is not None:
         scores = context_scores(run.results)
         for context in contexts:
@@ -285,7 +280,7 @@ def value_detail(
                 )
             )
         stats = {
-            (e.context_id, e.source, e.target): e for e in edge_stats(run.results, context_ids)
+            (e.context, e.from_value, e.to_value): e for e in edge_stats(run.results, context_ids)
         }
     counted = Q(judgments__participant__banned_at__isnull=True)
     hypotheses = (

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from elicit.models import Context, Deliberation, Participant, Question, SurveyResponse
 from graph import participation
+from graph.algorithms import EdgeRow
 from graph.models import CanonicalValue, ScoringRun
 from graph.services import visible_values
 
@@ -56,22 +57,6 @@ class ContextScores:
         return self.ranked().index(value_id) + 1
 
 
-@dataclasses.dataclass(frozen=True)
-class EdgeStats:
-    """One ordered pair of a run: the votes it got and whether it entered the graph."""
-
-    context_id: int
-    source: int
-    target: int
-    upgrade: int
-    not_upgrade: int
-    unsure: int
-    reverse_upgrade: int
-    total: int
-    likelihood: float
-    kept: bool
-
-
 def context_scores(results: Mapping[str, Any]) -> dict[int, ContextScores]:
     out: dict[int, ContextScores] = {}
     for entry in results.get("contexts") or []:
@@ -92,48 +77,28 @@ def context_scores(results: Mapping[str, Any]) -> dict[int, ContextScores]:
 
 def edge_stats(
     results: Mapping[str, Any], context_ids: Iterable[int] | None = None
-) -> list[EdgeStats]:
-    """The run's edges (of the given contexts, or all), whatever columns it lacks."""
-    columns = results.get("edges") or {}
-    contexts = columns.get("context") or []
-    sources = columns.get("from_value") or columns.get("from") or []
-    targets = columns.get("to_value") or columns.get("to") or []
-    wanted = None if context_ids is None else set(context_ids)
+) -> list[EdgeRow]:
+    """The run's edges (of the given contexts, or all) as `algorithms.EdgeRow`s. A column an
+    older run lacks reads as zeros (kept: true); without the ids there are no edges."""
+    columns = dict(results.get("edges") or {})
+    columns.setdefault("from_value", columns.get("from"))  # the contract's short names
+    columns.setdefault("to_value", columns.get("to"))
+    n = len(columns.get("context") or [])
+    defaults = {"likelihood": 0.0, "entropy": 0.0, "kept": True}
 
-    def column(name: str, default: Any) -> list:
+    def column(name: str) -> list | None:
         values = columns.get(name)
+        if isinstance(values, list) and len(values) == n:
+            return values
         return (
-            values
-            if isinstance(values, list) and len(values) == len(contexts)
-            else ([default] * len(contexts))
+            None if name in ("context", "from_value", "to_value") else [defaults.get(name, 0)] * n
         )
 
-    upgrade, not_upgrade, unsure = (
-        column("upgrade", 0),
-        column("not_upgrade", 0),
-        column("unsure", 0),
-    )
-    reverse, total = column("reverse_upgrade", 0), column("total", 0)
-    likelihood, kept = column("likelihood", 0.0), column("kept", True)
-    rows = []
-    for i, (context, source, target) in enumerate(zip(contexts, sources, targets, strict=False)):
-        if wanted is not None and context not in wanted:
-            continue
-        rows.append(
-            EdgeStats(
-                context_id=int(context),
-                source=int(source),
-                target=int(target),
-                upgrade=int(upgrade[i]),
-                not_upgrade=int(not_upgrade[i]),
-                unsure=int(unsure[i]),
-                reverse_upgrade=int(reverse[i]),
-                total=int(total[i]),
-                likelihood=float(likelihood[i]),
-                kept=bool(kept[i]),
-            )
-        )
-    return rows
+    table = [column(name) for name in EdgeRow._fields]
+    if any(c is None for c in table):
+        return []
+    wanted = None if context_ids is None else set(context_ids)
+    return [EdgeRow(*row) for row in zip(*table, strict=True) if wanted is None or row[0] in wanted]
 
 
 # --- Where a participant's value sits -----------------------------------------------------------
@@ -205,14 +170,14 @@ def participant_result(participant: Participant) -> ParticipantResult:
     edges = [
         e
         for e in edge_stats(run.results, [c.pk for c in contexts])
-        if e.kept and value.pk in (e.source, e.target)
+        if e.kept and value.pk in (e.from_value, e.to_value)
     ]
     standings = []
     for context in contexts:
         entry = scores.get(context.pk)
         if entry is None:
             continue
-        mine = [e for e in edges if e.context_id == context.pk]
+        mine = [e for e in edges if e.context == context.pk]
         standings.append(
             Standing(
                 context=context,
@@ -222,14 +187,14 @@ def participant_result(participant: Participant) -> ParticipantResult:
                 support=entry.support,
                 winners=[visible[w] for w in sorted(entry.winners) if w in visible],
                 gained=[
-                    Upgrade(visible[e.source], e.upgrade, e.total)
+                    Upgrade(visible[e.from_value], e.upgrade, e.total)
                     for e in mine
-                    if e.target == value.pk and e.source in visible
+                    if e.to_value == value.pk and e.from_value in visible
                 ],
                 lost=[
-                    Upgrade(visible[e.target], e.upgrade, e.total)
+                    Upgrade(visible[e.to_value], e.upgrade, e.total)
                     for e in mine
-                    if e.source == value.pk and e.target in visible
+                    if e.from_value == value.pk and e.to_value in visible
                 ],
             )
         )

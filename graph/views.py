@@ -242,7 +242,7 @@ def revise_judgment(request, participant, pk):
 # --- The end ------------------------------------------------------------------------------------
 
 
-def end_context(request, participant, **extra) -> dict:
+def end_context(request, participant, *, finished: bool, **extra) -> dict:
     result = results.participant_result(participant)
     receipt = reverse("graph:receipt", kwargs={"token": participant.receipt_token})
     return {
@@ -250,7 +250,7 @@ def end_context(request, participant, **extra) -> dict:
         "participant": participant,
         "card": participation.latest_card(participant),
         "answered": participation.answered_count(participant),
-        "finished": results.journey_finished(participant),
+        "finished": finished,
         "result": result,
         "graph_svg": explorer.participant_svg(result),
         "receipt_url": request.build_absolute_uri(receipt),
@@ -266,19 +266,20 @@ def done(request, participant):
     completion code (or, for a panel participant, the way back to the panel). Answering or
     skipping the survey completes the participation, once."""
     if not results.journey_finished(participant):
-        return render(request, "graph/done.html", end_context(request, participant))
+        return render(request, "graph/done.html", end_context(request, participant, finished=False))
     if request.method == "POST":
         form = None if "skip" in request.POST else SurveyForm(request.POST)
         if form is not None:
             if not form.is_valid():
-                context = end_context(request, participant, form=form)
+                context = end_context(request, participant, finished=True, form=form)
                 return render(request, "graph/done.html", context, status=422)
             results.record_survey(participant=participant, answers=form.cleaned_data)
         results.complete(participant=participant)
         if redirect_url := results.completion_redirect(participant):
             return redirect(redirect_url)
         return redirect(step_url("graph:done", participant))
-    return render(request, "graph/done.html", end_context(request, participant, form=SurveyForm()))
+    context = end_context(request, participant, finished=True, form=SurveyForm())
+    return render(request, "graph/done.html", context)
 
 
 @require_safe

@@ -37,7 +37,8 @@ def _page(request, slug: str, value_pk: int | None = None):
             "research/explorer.html#detail",
             {"deliberation": deliberation, "detail": detail, "query": query},
         )
-    href = reverse("research:explorer_value", args=[slug, 0]).replace("/0/", "/{id}/")
+    # The link of every drawn value: the URL of value 0 with its id as a placeholder.
+    href = reverse("research:explorer_value", args=[slug, 0]).removesuffix("0/") + "{id}/"
     view = svg = None
     if run is not None:
         view = service.explorer_view(deliberation=deliberation, run=run, filters=filters)

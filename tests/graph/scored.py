@@ -68,27 +68,23 @@ def scored_deliberation(*, run: bool = True, **fields) -> Scored:
     ]:
         values[key], authors[key] = value(deliberation, q, title)
     stories = {
-        "facts>care": HypothesisFactory(
+        f"{a}>{b}": HypothesisFactory(
             deliberation=deliberation,
-            context=distress,
-            from_value=values["facts"],
-            to_value=values["care"],
-            story="She once cared about plain facts, then saw the person behind the question.",
-        ),
-        "care>autonomy": HypothesisFactory(
-            deliberation=deliberation,
-            context=distress,
-            from_value=values["care"],
-            to_value=values["autonomy"],
-            story="Caring, she came to trust the person to decide.",
-        ),
-        "history>facts": HypothesisFactory(
-            deliberation=deliberation,
-            context=elsewhere,
-            from_value=values["history"],
-            to_value=values["facts"],
-            story="A story about violence facts.",
-        ),
+            context=context,
+            from_value=values[a],
+            to_value=values[b],
+            story=story,
+        )
+        for a, b, context, story in [
+            (
+                "facts",
+                "care",
+                distress,
+                "She once cared about plain facts, then saw the person behind the question.",
+            ),
+            ("care", "autonomy", distress, "Caring, she came to trust the person to decide."),
+            ("history", "facts", elsewhere, "A story about violence facts."),
+        ]
     }
     judged(stories["facts>care"], "upgrade", "upgrade", "upgrade", "not_upgrade")
     judged(stories["care>autonomy"], "upgrade", "upgrade", "upgrade")

@@ -232,3 +232,10 @@ def test_it_tolerates_a_run_whose_results_lack_keys(scored):
     response = researcher_of(scored.deliberation).get(url(scored))
     assert response.status_code == 200
     assert drawn_values(response.content.decode()) == {scored.values["care"].pk}
+
+
+def test_the_links_of_the_values_point_to_them_whatever_the_slug():
+    scored = scored_deliberation(slug="0")
+    html = researcher_of(scored.deliberation).get(url(scored)).content.decode()
+    care = scored.values["care"].pk
+    assert f'<a href="/research/d/0/explorer/value/{care}/" class="node' in html
