@@ -109,7 +109,8 @@ def build_nodes(
     scores: Mapping[int, ContextScores], context_ids: list[int], titles: Mapping[int, str]
 ) -> list[layout.DrawNode]:
     """One node per value scored in any context in view: its best score there, and the best
-    support label among the contexts it wins."""
+    support label among the contexts it wins (a context where no upgrade was kept has only
+    ties, no winner worth a colour)."""
     best: dict[int, float] = {}
     support: dict[int, str] = {}
     for context_id in context_ids:
@@ -118,9 +119,12 @@ def build_nodes(
             continue
         for value, score in entry.scores.items():
             best[value] = max(score, best.get(value, 0.0))
-            if value in entry.winners and layout.SUPPORT_RANK.get(
-                entry.support, 0
-            ) > layout.SUPPORT_RANK.get(support.get(value, ""), 0):
+            if (
+                entry.compared
+                and value in entry.winners
+                and layout.SUPPORT_RANK.get(entry.support, 0)
+                > layout.SUPPORT_RANK.get(support.get(value, ""), 0)
+            ):
                 support[value] = entry.support
     return [
         layout.DrawNode(v, titles.get(v, f"#{v}"), best[v], support.get(v, ""))
@@ -275,7 +279,7 @@ def value_detail(
                     entry.scores[value.pk],
                     entry.rank(value.pk) or 0,
                     len(entry.scores),
-                    value.pk in entry.winners,
+                    entry.compared and value.pk in entry.winners,
                     entry.support,
                 )
             )

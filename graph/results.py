@@ -46,6 +46,13 @@ class ContextScores:
     scores: dict[int, float]
     winners: frozenset[int]
     support: str
+    n_edges: int | None = None  # upgrades kept in the context (None: the run does not say)
+
+    @property
+    def compared(self) -> bool:
+        """False when no upgrade was kept in the context: every value then ties, and calling
+        them all "winners" would tell a participant nothing true."""
+        return self.n_edges != 0
 
     def ranked(self) -> list[int]:
         return sorted(self.scores, key=lambda v: (-self.scores[v], v))
@@ -71,6 +78,7 @@ def context_scores(results: Mapping[str, Any]) -> dict[int, ContextScores]:
             scores={int(v): float(s) for v, s in zip(values, scores, strict=False)},
             winners=frozenset(int(w) for w in entry.get("winners") or []),
             support=str(entry.get("support") or ""),
+            n_edges=entry.get("n_edges"),
         )
     return out
 
@@ -178,14 +186,15 @@ def participant_result(participant: Participant) -> ParticipantResult:
         if entry is None:
             continue
         mine = [e for e in edges if e.context == context.pk]
+        winners = entry.winners if entry.compared else frozenset()
         standings.append(
             Standing(
                 context=context,
-                rank=entry.rank(value.pk),
+                rank=entry.rank(value.pk) if entry.compared else None,
                 size=len(entry.scores),
-                winner=value.pk in entry.winners,
+                winner=value.pk in winners,
                 support=entry.support,
-                winners=[visible[w] for w in sorted(entry.winners) if w in visible],
+                winners=[visible[w] for w in sorted(winners) if w in visible],
                 gained=[
                     Upgrade(visible[e.from_value], e.upgrade, e.total)
                     for e in mine

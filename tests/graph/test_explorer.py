@@ -9,7 +9,7 @@ from django.test import Client
 from django.urls import reverse
 
 from elicit.models import StaffAssignment, ValuesCard
-from graph import explorer, pipeline
+from graph import explorer, layout, pipeline, results
 from graph.models import ScoringRun
 from tests.factories import DeliberationFactory, UserFactory
 from tests.graph.scored import scored_deliberation
@@ -90,10 +90,18 @@ def test_the_context_filter_shows_that_context_alone(scored):
     client = researcher_of(scored.deliberation)
     html = client.get(url(scored, question="abortion", context=scored.shared.pk)).content.decode()
     assert drawn_edges(html) == set()  # nothing was judged in the shared context
+    # ... so its values only tie: none is coloured as a winner.
+    graph = html.split('class="moral-graph"', 1)[1]
+    assert set(re.findall(r'<circle [^>]*fill="(#\w+)"', graph)) == {layout.OTHER_COLOUR}
     html = client.get(url(scored, question="abortion", context=scored.distress.pk)).content
-    assert drawn_values(html.decode()) == {
-        scored.values[k].pk for k in ("facts", "care", "autonomy")
-    }
+    html = html.decode()
+    assert drawn_values(html) == {scored.values[k].pk for k in ("facts", "care", "autonomy")}
+    support = results.context_scores(scored.run.results)[scored.distress.pk].support
+    autonomy = scored.values["autonomy"].pk
+    assert f'data-value="{autonomy}"><circle' in html
+    assert re.search(
+        rf'data-value="{autonomy}"><circle [^>]*fill="{layout.SUPPORT_COLOURS[support]}"', html
+    )
 
 
 def test_a_context_of_another_question_or_nonsense_is_ignored_and_said_so(scored):

@@ -76,6 +76,11 @@ def test_at_the_end_she_sees_where_her_value_sits_and_the_upgrades_it_gained_and
     assert "Plain facts first" in gained and "3 of 4 votes" in gained
     assert "Trusting her to decide" in lost and "3 of 3 votes" in lost
     assert "Judged wisest here: “Trusting her to decide”" in distress
+    # Nothing was judged in the shared context: every value ties there, and she is not told
+    # that hers is among the wisest.
+    shared = html.split(scored.shared.text, 1)[1].split("</div>", 1)[0]
+    assert "has not been compared with others in this context yet" in shared
+    assert "among the wisest" not in shared
     assert 'class="node mine"' in html  # her value outlined in the drawing
     assert "C0DE-4711" not in html  # the code comes after the survey
 
