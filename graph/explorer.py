@@ -236,6 +236,7 @@ class ContextStanding:
     size: int
     winner: bool
     support: str
+    strength: tuple[float, float] | None = None  # Bradley-Terry log-strength, standard error
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,6 +282,7 @@ def value_detail(
                     len(entry.scores),
                     entry.compared and value.pk in entry.winners,
                     entry.support,
+                    entry.strength.get(value.pk),
                 )
             )
         stats = {

@@ -47,6 +47,8 @@ class ContextScores:
     winners: frozenset[int]
     support: str
     n_edges: int | None = None  # upgrades kept in the context (None: the run does not say)
+    # Bradley-Terry log-strength and its standard error per value, when the run has them.
+    strength: dict[int, tuple[float, float]] = dataclasses.field(default_factory=dict)
 
     @property
     def compared(self) -> bool:
@@ -65,6 +67,9 @@ class ContextScores:
 
 
 def context_scores(results: Mapping[str, Any]) -> dict[int, ContextScores]:
+    """Per context: PageRank scores, the winners of the run's primary estimator, the support
+    label, and the Bradley-Terry strengths when the run computed them."""
+    primary = results.get("primary") or "pagerank"
     out: dict[int, ContextScores] = {}
     for entry in results.get("contexts") or []:
         try:
@@ -73,12 +78,22 @@ def context_scores(results: Mapping[str, Any]) -> dict[int, ContextScores]:
             continue
         values = entry.get("values") or []
         scores = entry.get("scores") or [0.0] * len(values)
+        bt = entry.get("bradley_terry") or {}
+        strength = bt.get("strength") or []
+        se = bt.get("se") or [float("nan")] * len(strength)
+        # The run's primary estimator names the winners; "scores" always mean PageRank.
+        winners = entry.get("winners") or []
+        if primary == "bradley_terry" and "winners" in bt:
+            winners = bt["winners"]
         out[context_id] = ContextScores(
             context_id=context_id,
             scores={int(v): float(s) for v, s in zip(values, scores, strict=False)},
-            winners=frozenset(int(w) for w in entry.get("winners") or []),
+            winners=frozenset(int(w) for w in winners),
             support=str(entry.get("support") or ""),
             n_edges=entry.get("n_edges"),
+            strength={
+                int(v): (float(x), float(e)) for v, x, e in zip(values, strength, se, strict=False)
+            },
         )
     return out
 

@@ -298,6 +298,7 @@ def receipt(request, token):
             "card": participation.latest_card(participant),
             "result": result,
             "graph_svg": explorer.participant_svg(result),
+            "token": token,
         },
     )
     # The token is the only key: keep it out of Referer headers, search engines and caches.

@@ -34,7 +34,7 @@ def _page(request, slug: str, value_pk: int | None = None):
     if request.htmx and detail is not None:
         return render(
             request,
-            "research/explorer.html#detail",
+            "graph/research/explorer.html#detail",
             {"deliberation": deliberation, "detail": detail, "query": query},
         )
     # The link of every drawn value: the URL of value 0 with its id as a placeholder.
@@ -59,7 +59,7 @@ def _page(request, slug: str, value_pk: int | None = None):
         "query": query,
         "supports": service.SUPPORT_LEGEND,
     }
-    name = "research/explorer.html#graph" if request.htmx else "research/explorer.html"
+    name = "graph/research/explorer.html#graph" if request.htmx else "graph/research/explorer.html"
     return render(request, name, context)
 
 

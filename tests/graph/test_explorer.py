@@ -247,3 +247,27 @@ def test_the_links_of_the_values_point_to_them_whatever_the_slug():
     html = researcher_of(scored.deliberation).get(url(scored)).content.decode()
     care = scored.values["care"].pk
     assert f'<a href="/research/d/0/explorer/value/{care}/" class="node' in html
+
+
+def test_the_detail_shows_both_estimators_and_the_primary_one_names_the_winners(scored):
+    html = researcher_of(scored.deliberation).get(value_url(scored, "care"), **HTMX).content
+    entry = next(c for c in scored.run.results["contexts"] if c["context_id"] == scored.distress.pk)
+    care = entry["values"].index(scored.values["care"].pk)
+    strength = entry["bradley_terry"]["strength"][care]
+    assert f"{strength:.2f} ± " in html.decode()
+
+    facts = scored.values["facts"].pk
+    swapped = {
+        "primary": "bradley_terry",
+        "contexts": [
+            {
+                **entry,
+                "winners": [scored.values["autonomy"].pk],
+                "bradley_terry": {**entry["bradley_terry"], "winners": [facts]},
+            }
+        ],
+    }
+    assert results.context_scores(swapped)[scored.distress.pk].winners == {facts}
+    assert results.context_scores({**swapped, "primary": "pagerank"})[
+        scored.distress.pk
+    ].winners == {scored.values["autonomy"].pk}

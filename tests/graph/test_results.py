@@ -165,6 +165,7 @@ def test_the_personal_link_shows_her_result_without_the_session_and_nothing_iden
     for secret in ("PROLIFIC-ADA-123", "Independent-Green", "C0DE-4711", "Interesting stories"):
         assert secret not in html
     assert str(ada.public_id) not in html
+    assert f'href="/r/{ada.receipt_token}/my-data/"' in html  # her data, by the same key
     assert response["Referrer-Policy"] == "no-referrer"
     assert "noindex" in response["X-Robots-Tag"]
     # The link logs nobody in: the stranger cannot continue as Ada.
