@@ -300,6 +300,12 @@ CONTENT_SECURITY_POLICY = {
     }
 }
 
+# The first backend refuses logins while a username or address is throttled (elicit/login.py).
+AUTHENTICATION_BACKENDS = [
+    "elicit.login.ThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

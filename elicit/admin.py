@@ -4,7 +4,7 @@ default); the audit log is read-only."""
 from django.contrib import admin
 
 from elicit import models
-from elicit.login import ThrottledLoginForm
+from elicit.login import ThrottledAdminLoginForm
 
 
 class ContextInline(admin.TabularInline):
@@ -114,4 +114,4 @@ class ModerationActionAdmin(admin.ModelAdmin):
 
 
 # Failed logins are throttled per username and per address (elicit/login.py).
-admin.site.login_form = ThrottledLoginForm
+admin.site.login_form = ThrottledAdminLoginForm

@@ -40,6 +40,9 @@ class InterviewConsumer(AsyncWebsocketConsumer):
         if interview is None:
             await self.close(code=4403)  # not this participant's interview
             return
+        if ratelimit.check_write(participant_id=interview.participant_id, address=self.address()):
+            await self.close(code=4429)  # reconnecting in a loop: the client backs off
+            return
         self.interview = interview
         self.closed = False
         await self.channel_layer.group_add(group_name(interview_id), self.channel_name)

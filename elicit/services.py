@@ -263,6 +263,10 @@ class MessageRejected(ParticipationError):
     pass
 
 
+class TooFast(MessageRejected):
+    """Over MESSAGES_PER_MINUTE: answered with 429 rather than 422."""
+
+
 def validate_message_text(text: str) -> str:
     cleaned = clean_text(text or "")
     if not cleaned:
@@ -308,7 +312,7 @@ def record_participant_message(
     if not ratelimit.allow(f"msg:p:{interview.participant_id}", limit=limit) or (
         address and not ratelimit.allow(f"msg:a:{address}", limit=limit * 20)
     ):
-        raise MessageRejected(_("You are sending messages very fast. Please wait a minute."))
+        raise TooFast(_("You are sending messages very fast. Please wait a minute."))
     for _attempt in range(3):
         try:
             with transaction.atomic():

@@ -164,7 +164,8 @@ def send_message(request, slug, pk):
             context = interview_context(interview)
             context["composer_error"] = str(error)
             context["composer_text"] = request.POST.get("message", "")
-            return render(request, "elicit/interview.html", context, status=422)
+            status = 429 if isinstance(error, services.TooFast) else 422
+            return render(request, "elicit/interview.html", context, status=status)
     interviewer.reply_blocking(interview.pk)
     url = reverse("elicit:interview", kwargs={"slug": slug})
     return redirect(f"{url}?q={interview.question.slug}")

@@ -108,7 +108,7 @@ def test_participants_are_rate_limited_per_minute(demo, settings, monkeypatch):
     for answer in ["one answer", "two answers", "three answers"]:
         assert ada.send_http(answer).status_code == 302
     response = ada.send_http("four answers")
-    assert response.status_code == 422
+    assert response.status_code == 429
     assert "very fast" in response.content.decode()
     assert "four answers" in response.content.decode()
 

@@ -4,11 +4,12 @@ participants behind the same address; Mallory floods; Rhea is an admin."""
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model
+from django.contrib.auth import authenticate, get_user_model
 from django.test import Client, RequestFactory
 
 from elicit import ratelimit
 from elicit.demo import seed_demo
+from elicit.login import ThrottledLoginForm
 from elicit.models import Message, Participant
 from graph.models import UpgradeJudgment
 from tests.elicit.helpers import collect, communicator, join, send
@@ -152,7 +153,7 @@ def test_the_client_address_is_the_one_the_trusted_proxies_saw(settings):
 
 
 async def test_websocket_messages_are_limited_and_the_composer_keeps_the_text(no_llm, settings):
-    settings.RATE_LIMIT_PARTICIPANT_PER_MINUTE = 1
+    settings.RATE_LIMIT_PARTICIPANT_PER_MINUTE = 2  # the connection, then one message
     await sync_to_async(seed_demo)()
     ada = await sync_to_async(join)()
     comm = communicator(ada)
@@ -171,6 +172,20 @@ async def test_websocket_messages_are_limited_and_the_composer_keeps_the_text(no
     assert "One answer too many" not in frames  # not echoed: the composer still holds it
     assert not await Message.objects.filter(content="One answer too many").aexists()
     assert await Message.objects.filter(content="My first answer").aexists()
+
+
+async def test_websocket_connections_are_limited_too(no_llm, settings):
+    settings.RATE_LIMIT_PARTICIPANT_PER_MINUTE = 2
+    await sync_to_async(seed_demo)()
+    ada = await sync_to_async(join)()
+    for _ in range(2):
+        comm = communicator(ada)
+        connected, _ = await comm.connect()
+        assert connected
+        await comm.disconnect()
+    comm = communicator(ada)
+    connected, code = await comm.connect()
+    assert (connected, code) == (False, 4429)
 
 
 # --- Admin login ----------------------------------------------------------------------------------
@@ -221,3 +236,17 @@ def test_a_successful_login_clears_the_usernames_failures(rhea, settings):
     assert log_in("correct horse battery", address="192.0.2.2").status_code == 302
     log_in("wrong", address="192.0.2.3")
     assert log_in("correct horse battery", address="192.0.2.4").status_code == 302
+
+
+def test_every_login_path_is_throttled_not_only_the_admins_page(rhea):
+    for _ in range(5):
+        log_in("wrong")
+    request = RequestFactory().post("/anywhere/login/")
+    assert authenticate(request, username="rhea", password="correct horse battery") is None
+    elsewhere = RequestFactory().post("/anywhere/login/", REMOTE_ADDR="192.0.2.7")
+    assert authenticate(elsewhere, username="rhea", password="correct horse battery") is None
+    form = ThrottledLoginForm(
+        request, data={"username": "rhea", "password": "correct horse battery"}
+    )
+    assert not form.is_valid()
+    assert "Too many failed login attempts" in str(form.errors)
