@@ -16,7 +16,6 @@ import hashlib
 
 from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.contrib.auth.backends import BaseBackend
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -47,9 +46,11 @@ def throttled(request, username: str) -> bool:
     )
 
 
-class ThrottleBackend(BaseBackend):
+class ThrottleBackend:
     """Authenticates nobody: refuses outright (PermissionDenied stops the other backends) while
-    the username or the address is throttled, and otherwise lets the next backend decide."""
+    the username or the address is throttled, and otherwise lets the next backend decide. No
+    `get_user` on purpose: sessions (and tests' force_login) must name the backend that did
+    authenticate."""
 
     def authenticate(self, request, username=None, password=None, **kwargs):
         if request is not None and throttled(request, username or ""):
