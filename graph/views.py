@@ -260,6 +260,7 @@ def end_context(request, participant, *, finished: bool, **extra) -> dict:
 
 
 @require_http_methods(["GET", "POST"])
+@rate_limited
 @participant_step
 def done(request, participant):
     """Step 8: where the participant's value sits in the graph, the legitimacy survey, then the

@@ -86,6 +86,15 @@ def test_an_htmx_request_gets_just_the_notice_and_its_form_is_left_alone(demo, s
     assert (judgment.verdict, judgment.comment) == ("upgrade", "mine")
 
 
+def test_the_survey_is_limited_like_every_other_write(demo, settings):
+    settings.RATE_LIMIT_PARTICIPANT_PER_MINUTE = 1
+    ada = join()
+    ada.client.post("/d/demo/vote/")
+    response = ada.client.post("/d/demo/done/", {"felt_represented": "4", "comment": "Fair"})
+    assert response.status_code == 429
+    assert '<input type="hidden" name="comment" value="Fair">' in response.content.decode()
+
+
 def test_the_limit_is_per_participant(demo, settings):
     settings.RATE_LIMIT_PARTICIPANT_PER_MINUTE = 2
     ada, bo = join(), join()
