@@ -205,6 +205,9 @@ class Participant(models.Model):
 
     class Meta:
         ordering = ["id"]
+        # Panel ids (Prolific and similar) identify people outside this system: exports show
+        # them only to superusers and users holding this permission.
+        permissions = [("view_panel_ids", "Can see participants' panel ids in exports")]
         constraints = [
             models.UniqueConstraint(
                 fields=["deliberation", "panel_pid"],
