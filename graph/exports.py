@@ -25,16 +25,20 @@ from __future__ import annotations
 import csv
 import dataclasses
 import datetime as dt
+import hashlib
+import hmac
 import io
 import json
+import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
 
-from django.db.models import Count, Prefetch, Q
-from django.utils.crypto import salted_hmac
+from django.conf import settings
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
 from elicit.models import (
@@ -47,7 +51,13 @@ from elicit.models import (
     SurveyResponse,
     ValuesCard,
 )
-from graph.models import CanonicalValue, ScoringRun, UpgradeJudgment, WisestVote
+from graph.models import (
+    CanonicalValue,
+    JudgmentRevision,
+    ScoringRun,
+    UpgradeJudgment,
+    WisestVote,
+)
 
 FORMAT_VERSION = 1
 CHUNK_ROWS = 1000  # rows read from the database per query, and written per yielded chunk
@@ -104,14 +114,19 @@ def run_summary(run: ScoringRun) -> dict[str, Any]:
 # --- Pseudonyms, cells, escaping ----------------------------------------------------------------
 
 
-def pseudonym(deliberation_id: int, public_id: Any) -> str:
+def _pseudonym_hmac():
+    key = hashlib.sha256(b"graph.exports.pseudonym" + settings.SECRET_KEY.encode()).digest()
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
+def pseudonym(deliberation_id: int, public_id: Any, *, base=None) -> str:
     """A participant's id in exports: an HMAC (keyed by SECRET_KEY) of the deliberation and the
     participant's random public_id. Stable across exports and runs of one deliberation; it
-    cannot be reversed, nor linked to anything else the system shows, without the key."""
-    digest = salted_hmac(
-        "graph.exports.pseudonym", f"{deliberation_id}:{public_id}", algorithm="sha256"
-    )
-    return "p_" + digest.hexdigest()[:16]
+    cannot be reversed, nor linked to anything else the system shows, without the key.
+    *base* (from `_pseudonym_hmac`) saves deriving the key again for every row."""
+    mac = (base or _pseudonym_hmac()).copy()
+    mac.update(f"{deliberation_id}:{public_id}".encode())
+    return "p_" + mac.hexdigest()[:16]
 
 
 def may_see_panel_ids(user) -> bool:
@@ -340,12 +355,20 @@ def edge_weight(edge: Mapping[str, Any]) -> float:
     return float(edge["likelihood"]) if edge["kept"] else 0.0
 
 
+# Characters XML 1.0 cannot carry at all, even escaped: a parser would reject the whole file.
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_text(value: Any) -> str:
+    return _XML_INVALID.sub("", str(value))
+
+
 def _xml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
-    return xml_escape(str(value))
+    return xml_escape(_xml_text(value))
 
 
 def graph_graphml(run: ScoringRun) -> Iterator[bytes]:
@@ -404,7 +427,7 @@ def graph_gexf(run: ScoringRun) -> Iterator[bytes]:
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             '<gexf xmlns="http://www.gexf.net/1.2draft" version="1.2">\n'
             f"<meta><creator>Moral Graph Elicitation</creator><description>"
-            f"{xml_escape(deliberation.title)}: scoring run {run.pk}</description></meta>\n"
+            f"{_xml_value(deliberation.title)}: scoring run {run.pk}</description></meta>\n"
             '<graph defaultedgetype="directed" mode="static">\n'
         )
         for kind, attrs in (("node", node_attrs), ("edge", edge_attrs)):
@@ -415,7 +438,7 @@ def graph_gexf(run: ScoringRun) -> Iterator[bytes]:
         yield "<nodes>\n"
         for value in data.values:
             yield (
-                f'<node id="v{value["id"]}" label={quoteattr(str(value["title"]))}>'
+                f'<node id="v{value["id"]}" label={quoteattr(_xml_text(value["title"]))}>'
                 f"{attvalues(node_attrs, value)}</node>\n"
             )
         yield "</nodes>\n<edges>\n"
@@ -643,7 +666,8 @@ def _run_tables(run: ScoringRun | None) -> Iterator[Table]:
 
 
 def _pseudonymiser(deliberation: Deliberation) -> Callable[[Any], str]:
-    return lambda public_id: pseudonym(deliberation.pk, public_id)
+    base = _pseudonym_hmac()
+    return lambda public_id: pseudonym(deliberation.pk, public_id, base=base)
 
 
 def _participant_rows(deliberation, pid, panel_ids, demographic_keys):
@@ -686,7 +710,7 @@ def _participant_rows(deliberation, pid, panel_ids, demographic_keys):
 def _value_rows(deliberation):
     values = (
         CanonicalValue.objects.filter(deliberation=deliberation)
-        .annotate(n_cards=Count("cards"))
+        .annotate(n_cards=_count_of(ValuesCard, "canonical"))
         .order_by("pk")
         .values_list(
             "pk",
@@ -757,10 +781,16 @@ def _card_rows(deliberation, pid):
         )
 
 
+def _count_of(model, field: str):
+    """A correlated COUNT subquery: cheaper than a GROUP BY over every exported column."""
+    rows = model.objects.filter(**{field: OuterRef("pk")}).order_by().values(field)
+    return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")), 0)
+
+
 def _judgment_rows(deliberation, pid):
     judgments = (
         UpgradeJudgment.objects.filter(hypothesis__deliberation=deliberation)
-        .annotate(n_revisions=Count("revisions"))
+        .annotate(n_revisions=_count_of(JudgmentRevision, "judgment"))
         .order_by("pk")
         .values_list(
             "pk",
@@ -803,31 +833,39 @@ def _judgment_rows(deliberation, pid):
 
 
 def _vote_rows(deliberation, pid):
-    """One row per value shown in a wisest-values vote, ``chosen`` saying whether it was picked."""
-    votes = (
-        WisestVote.objects.filter(question__deliberation=deliberation)
-        .select_related("participant", "question")
-        .prefetch_related(
-            Prefetch("shown", queryset=CanonicalValue.objects.only("pk").order_by("pk")),
-            Prefetch("chosen", queryset=CanonicalValue.objects.only("pk")),
+    """One row per value shown in a wisest-values vote, ``chosen`` saying whether it was picked.
+    One query over the votes' "shown" rows, in vote order, so memory does not grow with them."""
+    shown = WisestVote.shown.through
+    chosen = WisestVote.chosen.through.objects.filter(
+        wisestvote_id=OuterRef("wisestvote_id"), canonicalvalue_id=OuterRef("canonicalvalue_id")
+    )
+    rows = (
+        shown.objects.filter(wisestvote__question__deliberation=deliberation)
+        .annotate(chosen=Exists(chosen))
+        .order_by("wisestvote_id", "canonicalvalue_id")
+        .values_list(
+            "wisestvote_id",
+            "wisestvote__participant__public_id",
+            "wisestvote__participant__banned_at",
+            "wisestvote__question__slug",
+            "canonicalvalue_id",
+            "chosen",
+            "wisestvote__shown_at",
+            "wisestvote__answered_at",
         )
-        .order_by("pk")
         .iterator(chunk_size=CHUNK_ROWS)
     )
-    for vote in votes:
-        chosen = {v.pk for v in vote.chosen.all()}
-        participant = vote.participant
-        for value in vote.shown.all():
-            yield (
-                vote.pk,
-                pid(participant.public_id),
-                participant.banned_at is not None,
-                vote.question.slug,
-                value.pk,
-                value.pk in chosen,
-                vote.shown_at,
-                vote.answered_at,
-            )
+    for vote, public_id, banned, question, value, picked, shown_at, answered_at in rows:
+        yield (
+            vote,
+            pid(public_id),
+            banned is not None,
+            question,
+            value,
+            picked,
+            shown_at,
+            answered_at,
+        )
 
 
 def _survey_rows(deliberation, pid):
@@ -855,43 +893,86 @@ def _survey_rows(deliberation, pid):
 
 def transcripts_jsonl(deliberation: Deliberation) -> Iterator[bytes]:
     """One interview per line, its messages in order. Hidden messages keep their place,
-    marked, with their content withheld."""
+    marked, with their content withheld. Two queries streamed side by side (interviews by id,
+    messages by interview and position), so only one interview is held in memory at a time."""
     pid = _pseudonymiser(deliberation)
     interviews = (
         Interview.objects.filter(participant__deliberation=deliberation)
-        .select_related("participant", "question", "card")
-        .prefetch_related(Prefetch("messages", queryset=Message.objects.order_by("seq")))
         .order_by("pk")
-        .iterator(chunk_size=200)
+        .values_list(
+            "pk",
+            "participant__public_id",
+            "participant__banned_at",
+            "question__slug",
+            "status",
+            "interviewer",
+            "model",
+            "prompt_version",
+            "started_at",
+            "completed_at",
+            "card__id",
+        )
+        .iterator(chunk_size=CHUNK_ROWS)
+    )
+    messages = (
+        Message.objects.filter(interview__participant__deliberation=deliberation)
+        .order_by("interview_id", "seq")
+        .values_list(
+            "interview_id",
+            "seq",
+            "role",
+            "content",
+            "tool_call",
+            "status",
+            "hidden_at",
+            "created_at",
+        )
+        .iterator(chunk_size=CHUNK_ROWS)
     )
 
     def pieces() -> Iterator[str]:
-        for interview in interviews:
-            card = getattr(interview, "card", None)
-            line = {
-                "interview_id": interview.pk,
-                "participant": pid(interview.participant.public_id),
-                "participant_banned": interview.participant.banned_at is not None,
-                "question": interview.question.slug,
-                "status": interview.status,
-                "interviewer": interview.interviewer,
-                "model": interview.model,
-                "prompt_version": interview.prompt_version,
-                "started_at": _iso(interview.started_at),
-                "completed_at": _iso(interview.completed_at),
-                "card_id": card.pk if card is not None else None,
-                "messages": [
+        pending = next(messages, None)
+        for (
+            pk,
+            public_id,
+            banned,
+            question,
+            status,
+            interviewer,
+            model,
+            prompt,
+            *rest,
+        ) in interviews:
+            started, completed, card = rest
+            turns = []
+            while pending is not None and pending[0] == pk:
+                _interview, seq, role, content, tool_call, m_status, hidden_at, created = pending
+                hidden = hidden_at is not None
+                turns.append(
                     {
-                        "seq": m.seq,
-                        "role": m.role,
-                        "content": _withheld(m.hidden_at is not None, m.content),
-                        "proposed_card": None if m.hidden_at else m.tool_call,
-                        "status": m.status,
-                        "hidden": m.hidden_at is not None,
-                        "created_at": _iso(m.created_at),
+                        "seq": seq,
+                        "role": role,
+                        "content": _withheld(hidden, content),
+                        "proposed_card": None if hidden else tool_call,
+                        "status": m_status,
+                        "hidden": hidden,
+                        "created_at": _iso(created),
                     }
-                    for m in interview.messages.all()
-                ],
+                )
+                pending = next(messages, None)
+            line = {
+                "interview_id": pk,
+                "participant": pid(public_id),
+                "participant_banned": banned is not None,
+                "question": question,
+                "status": status,
+                "interviewer": interviewer,
+                "model": model,
+                "prompt_version": prompt,
+                "started_at": _iso(started),
+                "completed_at": _iso(completed),
+                "card_id": card,
+                "messages": turns,
             }
             yield dumps(line) + "\n"
 

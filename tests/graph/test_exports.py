@@ -13,7 +13,7 @@ import pytest
 
 from elicit.models import Interview, Participant, ValuesCard
 from graph import exports
-from graph.models import ScoringRun, UpgradeJudgment
+from graph.models import JudgmentRevision, ScoringRun, UpgradeJudgment
 from tests.graph.exports_world import FORMULA, XSS, build_world
 
 pytestmark = pytest.mark.django_db
@@ -103,6 +103,16 @@ def test_graphml_and_gexf_open_in_networkx_with_the_runs_numbers(world, filename
         assert edge["weight"] == (row["likelihood"] if row["kept"] else 0.0)
 
 
+@pytest.mark.parametrize(
+    ("filename", "reader"), [("graph.graphml", nx.read_graphml), ("graph.gexf", nx.read_gexf)]
+)
+def test_control_characters_in_a_title_do_not_break_the_xml(world, filename, reader):
+    world.a.title = "Value\x0bA <b>\x1f& co"
+    world.a.save()
+    graph = reader(io.BytesIO(read(filename, world)))
+    assert graph.nodes[f"v{world.a.pk}"]["label"] == "ValueA <b>& co"
+
+
 def test_graphml_keeps_parallel_edges_of_different_contexts(world):
     """A -> B judged in two contexts is two edges, not one."""
     from tests.factories import HypothesisFactory
@@ -120,6 +130,8 @@ def test_graphml_keeps_parallel_edges_of_different_contexts(world):
 
 
 def test_tables_match_the_database_row_for_row(world):
+    JudgmentRevision.objects.create(judgment=world.formula_comment, verdict="not_upgrade")
+    JudgmentRevision.objects.create(judgment=world.formula_comment, verdict="upgrade")
     t = tables(world)
     assert set(t) == {
         "participants.csv",
@@ -142,6 +154,9 @@ def test_tables_match_the_database_row_for_row(world):
     judgments = UpgradeJudgment.objects.order_by("pk")
     assert [int(r["judgment_id"]) for r in t["judgments.csv"]] == [j.pk for j in judgments]
     assert [r["verdict"] for r in t["judgments.csv"]] == [j.verdict for j in judgments]
+    assert [int(r["n_revisions"]) for r in t["judgments.csv"]] == [
+        j.revisions.count() for j in judgments
+    ]
     assert [r["participant"] for r in t["judgments.csv"]] == [
         pid[j.participant_id] for j in judgments
     ]

@@ -268,3 +268,27 @@ def test_the_management_command_names_what_is_missing(tmp_path):
         call_command("export", "missing", format="tables.zip", output=str(tmp_path / "t"))
     call_command("export", world.deliberation.slug, format="tables.zip", output=str(tmp_path / "t"))
     assert (tmp_path / "t").stat().st_size > 0
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_under_asgi_the_export_streams_chunk_by_chunk(async_client, settings):
+    """Under ASGI Django would read a synchronous iterator whole into memory before sending
+    it; the view hands ASGI an asynchronous iterator instead, pulled one chunk at a time."""
+    from asgiref.sync import sync_to_async
+
+    def setup():
+        world = build_world()
+        _, secret = ApiToken.issue(user=UserFactory(username="admin", is_superuser=True), name="t")
+        expected = b"".join(
+            exports.export("transcripts.jsonl", deliberation=world.deliberation, run=None)
+        )
+        return world, secret, expected
+
+    world, secret, expected = await sync_to_async(setup)()
+    response = await async_client.get(
+        url(world, "transcripts.jsonl"), headers={"Authorization": f"Bearer {secret}"}
+    )
+    assert response.status_code == 200
+    assert response.is_async
+    chunks = [chunk async for chunk in response.streaming_content]
+    assert b"".join(chunks) == expected
