@@ -483,7 +483,8 @@ def tables_zip(
     """The zip of CSV tables (UTF-8, a header row, comma-separated, RFC 4180 quoting). The
     zip is written as it streams (sizes in data descriptors), one table after the other."""
     sink = _Sink()
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    # A sink without tell/seek: zipfile then writes sizes after each member's data.
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED) as archive:  # type: ignore[call-overload]
         for name, header, rows in csv_tables(deliberation, run=run, panel_ids=panel_ids):
             with archive.open(name, "w", force_zip64=True) as member:
                 text = io.StringIO()
@@ -1052,8 +1053,11 @@ def export(
     """The chunks of one export. *run* is required by the formats that need one."""
     from graph import target  # the target reads the helpers above
 
-    fmt = FORMATS[filename]
-    if fmt.needs_run and run is None:
+    if filename == "tables.zip":
+        return tables_zip(deliberation, run=run, panel_ids=panel_ids)
+    if filename == "transcripts.jsonl":
+        return transcripts_jsonl(deliberation)
+    if run is None:
         raise NoScoringRun("")
     if filename == "graph.json":
         return graph_json(run)
@@ -1061,10 +1065,8 @@ def export(
         return graph_graphml(run)
     if filename == "graph.gexf":
         return graph_gexf(run)
-    if filename == "tables.zip":
-        return tables_zip(deliberation, run=run, panel_ids=panel_ids)
-    if filename == "transcripts.jsonl":
-        return transcripts_jsonl(deliberation)
     if filename == "target.json":
         return iter([(dumps(target.alignment_target(run)) + "\n").encode()])
-    return iter([target.target_markdown(target.alignment_target(run)).encode()])
+    if filename == "target.md":
+        return iter([target.target_markdown(target.alignment_target(run)).encode()])
+    raise KeyError(filename)

@@ -68,13 +68,13 @@ def alignment_target(run: ScoringRun) -> dict[str, Any]:
         winners = []
         for value_id in ids:
             value = values.get(value_id)
-            hidden = value is None or value.hidden_at is not None
+            shown = value is not None and value.hidden_at is None
             entry = {
                 "value_id": value_id,
-                "title": "" if hidden else value.title,
-                "description": "" if hidden else value.description,
-                "policies": [] if hidden else list(value.policies),
-                "hidden": hidden,
+                "title": value.title if value is not None and shown else "",
+                "description": value.description if value is not None and shown else "",
+                "policies": list(value.policies) if value is not None and shown else [],
+                "hidden": not shown,
                 "rank": ranked.index(value_id) + 1 if value_id in scores else None,
                 **scores.get(value_id, {}),
                 "provenance": {
@@ -96,11 +96,11 @@ def alignment_target(run: ScoringRun) -> dict[str, Any]:
                 },
             }
             winners.append(entry)
-        context = texts.get(context_id)
+        found = texts.get(context_id)
         contexts.append(
             {
                 "context_id": context_id,
-                "text": context.text if context else "",
+                "text": found.text if found else "",
                 "questions": questions.get(context_id, []),
                 "support": stored.get("support"),
                 "z_score": stored.get("z_score"),
