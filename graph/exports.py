@@ -29,9 +29,11 @@ import hashlib
 import hmac
 import io
 import json
+import operator
 import re
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 from xml.sax.saxutils import quoteattr
@@ -502,123 +504,182 @@ def tables_zip(
     yield from sink.drain()
 
 
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One CSV column: its header, the ``values_list`` lookup it reads, how the value is
+    turned into the cell (default: as is), and whether it is free text, withheld when the row
+    is hidden."""
+
+    header: str
+    lookup: str
+    convert: Callable[[Any], Any] | None = None
+    text: bool = False
+
+
+def _is_set(value: Any) -> bool:
+    return value is not None
+
+
+def _db_table(
+    name: str,
+    queryset,
+    columns: list[Column],
+    *,
+    hidden: tuple[str, Callable[[Any], bool]] | None = None,
+) -> Table:
+    """A table read from one query in chunks. *hidden* (lookup, test) says which rows are
+    hidden: their text columns are withheld."""
+    lookups = list(dict.fromkeys([c.lookup for c in columns] + ([hidden[0]] if hidden else [])))
+    index = {lookup: i for i, lookup in enumerate(lookups)}
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for row in queryset.values_list(*lookups).iterator(chunk_size=CHUNK_ROWS):
+            withhold = hidden is not None and hidden[1](row[index[hidden[0]]])
+            cells = []
+            for column in columns:
+                value = row[index[column.lookup]]
+                if column.text and withhold:
+                    value = _withheld(True, value)
+                elif column.convert is not None:
+                    value = column.convert(value)
+                cells.append(value)
+            yield tuple(cells)
+
+    return name, [c.header for c in columns], rows()
+
+
 def csv_tables(
     deliberation: Deliberation, *, run: ScoringRun | None, panel_ids: bool
 ) -> Iterator[Table]:
     """Each table as (file name, header, rows); rows are lazy."""
     pid = _pseudonymiser(deliberation)
+
+    def person(prefix: str = "participant__") -> list[Column]:
+        return [
+            Column("participant", f"{prefix}public_id", lambda v: pid(v) if v else None),
+            Column("participant_banned", f"{prefix}banned_at", _is_set),
+        ]
+
     demographic_keys = [f["key"] for f in deliberation.demographic_fields if "key" in f]
-    yield (
+    panel = [Column(field, field) for field in ("panel_pid", "panel_study_id", "panel_session_id")]
+    yield _db_table(
         "participants.csv",
+        Participant.objects.filter(deliberation=deliberation).order_by("pk"),
         [
-            "participant",
-            *(["panel_pid", "panel_study_id", "panel_session_id"] if panel_ids else []),
-            "is_simulated",
-            "created_at",
-            "consented_at",
-            "completed_at",
-            "banned",
-            "banned_at",
-            "erased",
-            *(f"demographic_{key}" for key in demographic_keys),
+            Column("participant", "public_id", pid),
+            *(panel if panel_ids else []),
+            Column("is_simulated", "is_simulated"),
+            Column("created_at", "created_at"),
+            Column("consented_at", "consented_at"),
+            Column("completed_at", "completed_at"),
+            Column("banned", "banned_at", _is_set),
+            Column("banned_at", "banned_at"),
+            Column("erased", "erased_at", _is_set),
+            *(
+                Column(
+                    f"demographic_{key}",
+                    "demographics",
+                    lambda d, k=key: d.get(k) if isinstance(d, dict) else None,
+                )
+                for key in demographic_keys
+            ),
         ],
-        _participant_rows(deliberation, pid, panel_ids, demographic_keys),
     )
-    yield (
+    yield _db_table(
         "questions.csv",
-        ["question", "text", "position", "is_active"],
-        Question.objects.filter(deliberation=deliberation)
-        .order_by("position", "pk")
-        .values_list("slug", "text", "position", "is_active"),
+        Question.objects.filter(deliberation=deliberation).order_by("position", "pk"),
+        [Column("question", "slug"), *(Column(f, f) for f in ("text", "position", "is_active"))],
     )
     yield (
         "contexts.csv",
         ["context_id", "text", "questions"],
         ((pk, c["text"], c["questions"]) for pk, c in sorted(_contexts_info(deliberation).items())),
     )
-    yield (
+    yield _db_table(
         "values.csv",
+        CanonicalValue.objects.filter(deliberation=deliberation)
+        .annotate(n_cards=_count_of(ValuesCard, "canonical"))
+        .order_by("pk"),
         [
-            "value_id",
-            "title",
-            "description",
-            "policies",
-            "hidden",
-            "merged_into_id",
-            "representative_card_id",
-            "n_cards",
-            "created_at",
+            Column("value_id", "pk"),
+            *(Column(f, f, text=True) for f in ("title", "description", "policies")),
+            Column("hidden", "hidden_at", _is_set),
+            Column("merged_into_id", "merged_into_id"),
+            Column("representative_card_id", "representative_id"),
+            Column("n_cards", "n_cards"),
+            Column("created_at", "created_at"),
         ],
-        _value_rows(deliberation),
+        hidden=("hidden_at", _is_set),
     )
-    yield (
+    is_hidden_card = partial(operator.eq, ValuesCard.Approval.HIDDEN)
+    yield _db_table(
         "cards.csv",
+        ValuesCard.objects.filter(deliberation=deliberation).order_by("pk"),
         [
-            "card_id",
-            "participant",
-            "participant_banned",
-            "question",
-            "interview_id",
-            "title",
-            "description",
-            "policies",
-            "canonical_id",
-            "chosen_canonical_id",
-            "approval",
-            "hidden",
-            "created_at",
-            "updated_at",
+            Column("card_id", "pk"),
+            *person(),
+            Column("question", "question__slug"),
+            Column("interview_id", "interview_id"),
+            *(Column(f, f, text=True) for f in ("title", "description", "policies")),
+            Column("canonical_id", "canonical_id"),
+            Column("chosen_canonical_id", "chosen_canonical_id"),
+            Column("approval", "approval"),
+            Column("hidden", "approval", is_hidden_card),
+            Column("created_at", "created_at"),
+            Column("updated_at", "updated_at"),
         ],
-        _card_rows(deliberation, pid),
+        hidden=("approval", is_hidden_card),
     )
-    yield (
+    yield _db_table(
         "judgments.csv",
+        UpgradeJudgment.objects.filter(hypothesis__deliberation=deliberation)
+        .annotate(n_revisions=_count_of(JudgmentRevision, "judgment"))
+        .order_by("pk"),
         [
-            "judgment_id",
-            "participant",
-            "participant_banned",
-            "context_id",
-            "hypothesis_id",
-            "from_value_id",
-            "to_value_id",
-            "is_control",
-            "hypothesis_hidden",
-            "verdict",
-            "comment",
-            "comment_hidden",
-            "n_revisions",
-            "shown_at",
-            "answered_at",
+            Column("judgment_id", "pk"),
+            *person(),
+            Column("context_id", "context_id"),
+            Column("hypothesis_id", "hypothesis_id"),
+            Column("from_value_id", "hypothesis__from_value_id"),
+            Column("to_value_id", "hypothesis__to_value_id"),
+            Column("is_control", "hypothesis__is_control"),
+            Column("hypothesis_hidden", "hypothesis__hidden_at", _is_set),
+            Column("verdict", "verdict"),
+            Column("comment", "comment", text=True),
+            Column("comment_hidden", "hidden_at", _is_set),
+            Column("n_revisions", "n_revisions"),
+            Column("shown_at", "shown_at"),
+            Column("answered_at", "answered_at"),
         ],
-        _judgment_rows(deliberation, pid),
+        hidden=("hidden_at", _is_set),
     )
-    yield (
+    # One row per value shown in a wisest-values vote, ``chosen`` saying whether it was picked.
+    chosen = WisestVote.chosen.through.objects.filter(
+        wisestvote_id=OuterRef("wisestvote_id"), canonicalvalue_id=OuterRef("canonicalvalue_id")
+    )
+    yield _db_table(
         "votes.csv",
+        WisestVote.shown.through.objects.filter(wisestvote__question__deliberation=deliberation)
+        .annotate(chosen=Exists(chosen))
+        .order_by("wisestvote_id", "canonicalvalue_id"),
         [
-            "vote_id",
-            "participant",
-            "participant_banned",
-            "question",
-            "value_id",
-            "chosen",
-            "shown_at",
-            "answered_at",
+            Column("vote_id", "wisestvote_id"),
+            *person("wisestvote__participant__"),
+            Column("question", "wisestvote__question__slug"),
+            Column("value_id", "canonicalvalue_id"),
+            Column("chosen", "chosen"),
+            Column("shown_at", "wisestvote__shown_at"),
+            Column("answered_at", "wisestvote__answered_at"),
         ],
-        _vote_rows(deliberation, pid),
     )
-    yield (
+    answers = ("felt_represented", "graph_fair", "clarified_thinking", "trust_process")
+    yield _db_table(
         "survey.csv",
+        SurveyResponse.objects.filter(participant__deliberation=deliberation).order_by("pk"),
         [
-            "participant",
-            "participant_banned",
-            "felt_represented",
-            "graph_fair",
-            "clarified_thinking",
-            "trust_process",
-            "comment",
-            "created_at",
+            *person(),
+            *(Column(f, f) for f in (*answers, "comment", "created_at")),
         ],
-        _survey_rows(deliberation, pid),
     )
     yield from _run_tables(run)
 
@@ -671,222 +732,10 @@ def _pseudonymiser(deliberation: Deliberation) -> Callable[[Any], str]:
     return lambda public_id: pseudonym(deliberation.pk, public_id, base=base)
 
 
-def _participant_rows(deliberation, pid, panel_ids, demographic_keys):
-    fields = [
-        "public_id",
-        "panel_pid",
-        "panel_study_id",
-        "panel_session_id",
-        "is_simulated",
-        "created_at",
-        "consented_at",
-        "completed_at",
-        "banned_at",
-        "erased_at",
-        "demographics",
-    ]
-    rows = (
-        Participant.objects.filter(deliberation=deliberation)
-        .order_by("pk")
-        .values_list(*fields)
-        .iterator(chunk_size=CHUNK_ROWS)
-    )
-    for public_id, panel, study, session, *rest in rows:
-        simulated, created, consented, completed, banned, erased, demo = rest
-        demo = demo if isinstance(demo, dict) else {}
-        yield (
-            pid(public_id),
-            *((panel, study, session) if panel_ids else ()),
-            simulated,
-            created,
-            consented,
-            completed,
-            banned is not None,
-            banned,
-            erased is not None,
-            *(demo.get(key) for key in demographic_keys),
-        )
-
-
-def _value_rows(deliberation):
-    values = (
-        CanonicalValue.objects.filter(deliberation=deliberation)
-        .annotate(n_cards=_count_of(ValuesCard, "canonical"))
-        .order_by("pk")
-        .values_list(
-            "pk",
-            "title",
-            "description",
-            "policies",
-            "hidden_at",
-            "merged_into_id",
-            "representative_id",
-            "n_cards",
-            "created_at",
-        )
-    )
-    for pk, title, description, policies, hidden_at, merged, rep, n_cards, created in values:
-        hidden = hidden_at is not None
-        yield (
-            pk,
-            _withheld(hidden, title),
-            _withheld(hidden, description),
-            _withheld(hidden, policies),
-            hidden,
-            merged,
-            rep,
-            n_cards,
-            created,
-        )
-
-
-def _card_rows(deliberation, pid):
-    cards = (
-        ValuesCard.objects.filter(deliberation=deliberation)
-        .order_by("pk")
-        .values_list(
-            "pk",
-            "participant__public_id",
-            "participant__banned_at",
-            "question__slug",
-            "interview_id",
-            "title",
-            "description",
-            "policies",
-            "canonical_id",
-            "chosen_canonical_id",
-            "approval",
-            "created_at",
-            "updated_at",
-        )
-        .iterator(chunk_size=CHUNK_ROWS)
-    )
-    for pk, public_id, banned, question, interview, title, description, policies, *rest in cards:
-        canonical, chosen, approval, created, updated = rest
-        hidden = approval == ValuesCard.Approval.HIDDEN
-        yield (
-            pk,
-            pid(public_id) if public_id else None,
-            banned is not None,
-            question,
-            interview,
-            _withheld(hidden, title),
-            _withheld(hidden, description),
-            _withheld(hidden, policies),
-            canonical,
-            chosen,
-            approval,
-            hidden,
-            created,
-            updated,
-        )
-
-
 def _count_of(model, field: str):
     """A correlated COUNT subquery: cheaper than a GROUP BY over every exported column."""
     rows = model.objects.filter(**{field: OuterRef("pk")}).order_by().values(field)
     return Coalesce(Subquery(rows.annotate(n=Count("pk")).values("n")), 0)
-
-
-def _judgment_rows(deliberation, pid):
-    judgments = (
-        UpgradeJudgment.objects.filter(hypothesis__deliberation=deliberation)
-        .annotate(n_revisions=_count_of(JudgmentRevision, "judgment"))
-        .order_by("pk")
-        .values_list(
-            "pk",
-            "participant__public_id",
-            "participant__banned_at",
-            "context_id",
-            "hypothesis_id",
-            "hypothesis__from_value_id",
-            "hypothesis__to_value_id",
-            "hypothesis__is_control",
-            "hypothesis__hidden_at",
-            "verdict",
-            "comment",
-            "hidden_at",
-            "n_revisions",
-            "shown_at",
-            "answered_at",
-        )
-        .iterator(chunk_size=CHUNK_ROWS)
-    )
-    for pk, public_id, banned, context, hypothesis, a, b, control, h_hidden, *rest in judgments:
-        verdict, comment, c_hidden, n_revisions, shown, answered = rest
-        yield (
-            pk,
-            pid(public_id),
-            banned is not None,
-            context,
-            hypothesis,
-            a,
-            b,
-            control,
-            h_hidden is not None,
-            verdict,
-            _withheld(c_hidden is not None, comment),
-            c_hidden is not None,
-            n_revisions,
-            shown,
-            answered,
-        )
-
-
-def _vote_rows(deliberation, pid):
-    """One row per value shown in a wisest-values vote, ``chosen`` saying whether it was picked.
-    One query over the votes' "shown" rows, in vote order, so memory does not grow with them."""
-    shown = WisestVote.shown.through
-    chosen = WisestVote.chosen.through.objects.filter(
-        wisestvote_id=OuterRef("wisestvote_id"), canonicalvalue_id=OuterRef("canonicalvalue_id")
-    )
-    rows = (
-        shown.objects.filter(wisestvote__question__deliberation=deliberation)
-        .annotate(chosen=Exists(chosen))
-        .order_by("wisestvote_id", "canonicalvalue_id")
-        .values_list(
-            "wisestvote_id",
-            "wisestvote__participant__public_id",
-            "wisestvote__participant__banned_at",
-            "wisestvote__question__slug",
-            "canonicalvalue_id",
-            "chosen",
-            "wisestvote__shown_at",
-            "wisestvote__answered_at",
-        )
-        .iterator(chunk_size=CHUNK_ROWS)
-    )
-    for vote, public_id, banned, question, value, picked, shown_at, answered_at in rows:
-        yield (
-            vote,
-            pid(public_id),
-            banned is not None,
-            question,
-            value,
-            picked,
-            shown_at,
-            answered_at,
-        )
-
-
-def _survey_rows(deliberation, pid):
-    rows = (
-        SurveyResponse.objects.filter(participant__deliberation=deliberation)
-        .order_by("pk")
-        .values_list(
-            "participant__public_id",
-            "participant__banned_at",
-            "felt_represented",
-            "graph_fair",
-            "clarified_thinking",
-            "trust_process",
-            "comment",
-            "created_at",
-        )
-        .iterator(chunk_size=CHUNK_ROWS)
-    )
-    for public_id, banned, *answers, comment, created in rows:
-        yield (pid(public_id), banned is not None, *answers, comment, created)
 
 
 # --- Transcripts (JSON Lines) ---------------------------------------------------------------

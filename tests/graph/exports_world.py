@@ -13,13 +13,14 @@ from django.utils import timezone
 
 from elicit.models import Message, SurveyResponse
 from graph import pipeline
-from graph.models import UpgradeJudgment, WisestVote
+from graph.models import WisestVote
 from tests.factories import (
     CanonicalValueFactory,
     ContextFactory,
     DeliberationFactory,
     HypothesisFactory,
     InterviewFactory,
+    JudgmentFactory,
     ParticipantFactory,
     QuestionFactory,
     ValuesCardFactory,
@@ -30,11 +31,9 @@ FORMULA = '=HYPERLINK("http://evil.example","click")'
 
 
 def judge(participant, hypothesis, verdict, comment=""):
-    return UpgradeJudgment.objects.create(
+    return JudgmentFactory(
         participant=participant,
         hypothesis=hypothesis,
-        context=hypothesis.context,
-        pair_key=hypothesis.pair_key,
         verdict=verdict,
         comment=comment,
         answered_at=timezone.now() if verdict else None,
