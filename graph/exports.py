@@ -701,7 +701,15 @@ def _run_tables(run: ScoringRun | None) -> Iterator[Table]:
     yield ("scores.csv", ["context_id", "value_id", "score", "winner", *extra], score_rows)
     yield (
         "context_results.csv",
-        ["context_id", "support", "z_score", "ratio", "n_edges", "estimators_agree"],
+        [
+            "context_id",
+            "support",
+            "z_score",
+            "ratio",
+            "n_edges",
+            "estimators_agree",
+            "bt_margin_z",
+        ],
         (
             (
                 c["context_id"],
@@ -710,6 +718,7 @@ def _run_tables(run: ScoringRun | None) -> Iterator[Table]:
                 c.get("ratio"),
                 c.get("n_edges"),
                 c.get("estimators_agree"),
+                (c.get("bradley_terry") or {}).get("margin_z"),
             )
             for c in contexts
         ),

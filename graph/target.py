@@ -31,8 +31,11 @@ from graph.models import CanonicalValue, DedupDecision, ScoringRun, UpgradeJudgm
 
 
 def _winners(context: dict[str, Any], run: ScoringRun) -> tuple[str, list[int]]:
+    """The winners of the run's primary estimator (``results["primary"]``, else the run's
+    ``estimator``), falling back to PageRank's when the run has no Bradley-Terry fit."""
+    primary = (run.results or {}).get("primary") or run.estimator
     bt = context.get("bradley_terry")
-    if run.estimator == ScoringRun.Estimator.BRADLEY_TERRY and bt and "winners" in bt:
+    if primary == ScoringRun.Estimator.BRADLEY_TERRY and bt and "winners" in bt:
         return "bradley_terry", list(bt["winners"])
     return "pagerank", list(context.get("winners", []))
 
@@ -109,8 +112,11 @@ def alignment_target(run: ScoringRun) -> dict[str, Any]:
                 "n_edges": stored.get("n_edges"),
                 "winners_by": method,
                 **(
-                    {"estimators_agree": stored["estimators_agree"]}
-                    if "estimators_agree" in stored
+                    {
+                        "estimators_agree": stored.get("estimators_agree"),
+                        "bt_margin_z": stored["bradley_terry"].get("margin_z"),
+                    }
+                    if stored.get("bradley_terry")
                     else {}
                 ),
                 "winners": winners,

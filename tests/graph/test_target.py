@@ -73,16 +73,16 @@ def test_a_flagged_vote_is_not_listed_for_a_run_that_left_it_out(world):
 
 
 def test_the_bradley_terry_winners_lead_when_the_run_is_a_bradley_terry_run(world):
-    results = world.run.results
-    for context in results["contexts"]:
-        n = len(context["values"])
-        context["bradley_terry"] = {"strength": [1.0] * n, "se": [0.1] * n, "winners": [world.a.pk]}
-    world.run.results = results
-    world.run.estimator = "bradley_terry"
-    world.run.save()
-    contexts = by_context(alignment_target(world.run))
-    assert [w["value_id"] for w in contexts[world.hard.pk]["winners"]] == [world.a.pk]
-    assert contexts[world.hard.pk]["winners_by"] == "bradley_terry"
+    run = pipeline.run_scoring(deliberation_id=world.deliberation.pk, estimator="bradley_terry")
+    assert run.status == "done", run.error
+    contexts = by_context(alignment_target(run))
+    for stored in run.results["contexts"]:
+        context = contexts[stored["context_id"]]
+        assert context["winners_by"] == "bradley_terry"
+        assert [w["value_id"] for w in context["winners"]] == stored["bradley_terry"]["winners"]
+        assert context["bt_margin_z"] == stored["bradley_terry"]["margin_z"]
+    pagerank_run = by_context(alignment_target(world.run))
+    assert pagerank_run[world.hard.pk]["winners_by"] == "pagerank"
 
 
 def test_the_markdown_reads_as_a_prompt_and_carries_no_html(world):
