@@ -170,8 +170,12 @@ _JSON_UNSAFE = str.maketrans(
 
 
 def dumps(value: Any) -> str:
-    """Compact JSON whose strings cannot open an HTML tag if the text lands in a page."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).translate(_JSON_UNSAFE)
+    """Compact JSON whose strings cannot open an HTML tag if the text lands in a page. Keys
+    are sorted: PostgreSQL's jsonb does not keep the order in which a run's results were
+    written, and an export must be the same bytes whatever the database."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).translate(
+        _JSON_UNSAFE
+    )
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -215,13 +219,35 @@ class GraphData:
     edges: list[dict[str, Any]]
 
 
+EDGE_COLUMNS = (
+    "context",
+    "from_value",
+    "to_value",
+    "upgrade",
+    "not_upgrade",
+    "unsure",
+    "reverse_upgrade",
+    "total",
+    "likelihood",
+    "entropy",
+    "kept",
+)
+
+
+def edge_columns(results: Mapping[str, Any]) -> list[str]:
+    """The stored edge columns in a fixed order (the edge table's, then any other sorted), since
+    jsonb does not keep the order they were written in."""
+    stored = results.get("edges") or {}
+    return [c for c in EDGE_COLUMNS if c in stored] + sorted(set(stored) - set(EDGE_COLUMNS))
+
+
 def edge_rows(results: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The stored edge table (columns) as rows, every stored column kept under its name."""
-    columns = results.get("edges") or {}
-    names = list(columns)
+    names = edge_columns(results)
     if not names:
         return []
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    columns = [results["edges"][name] for name in names]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def value_scores(context: Mapping[str, Any]) -> dict[int, dict[str, Any]]:
@@ -723,16 +749,7 @@ def _run_tables(run: ScoringRun | None) -> Iterator[Table]:
             for c in contexts
         ),
     )
-    edges = results.get("edges") or {}
-    names = list(edges) or [
-        "context",
-        "from_value",
-        "to_value",
-        *EDGE_INT_COLUMNS,
-        "likelihood",
-        "entropy",
-        "kept",
-    ]
+    names = edge_columns(results) or list(EDGE_COLUMNS)
     yield ("edges.csv", names, (e.values() for e in edge_rows(results)))
 
 

@@ -12,6 +12,7 @@ import networkx as nx
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
+from django.db import connections
 from django.http import StreamingHttpResponse
 from django.urls import reverse
 
@@ -292,3 +293,4 @@ async def test_under_asgi_the_export_streams_chunk_by_chunk(async_client, settin
     assert response.is_async
     chunks = [chunk async for chunk in response.streaming_content]
     assert b"".join(chunks) == expected
+    await sync_to_async(connections.close_all)()  # the worker thread's connection
