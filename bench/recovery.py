@@ -57,7 +57,9 @@ def print_sizes(title: str, report: dict) -> None:
                 f"PR {f['wins_included']['pagerank']:.0%} / BT "
                 f"{f['wins_included']['bradley_terry']:.0%}, without "
                 f"PR {f['wins_excluded']['pagerank']:.0%} / BT "
-                f"{f['wins_excluded']['bradley_terry']:.0%}"
+                f"{f['wins_excluded']['bradley_terry']:.0%}; BT tau with "
+                f"{f['tau_included']['bradley_terry']:.3f}, without "
+                f"{f['tau_excluded']['bradley_terry']:.3f}"
             )
 
 

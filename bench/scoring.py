@@ -6,8 +6,8 @@ Run from the project root::
     .venv/bin/python bench/scoring.py --sizes 1000:10000   # values:judgments, comma-separated
 
 For each size it reports the wall time of `score()` (counting, filtering, PageRank of every
-context, winners and labels), the time of each stage, the peak memory of `score()` measured
-with tracemalloc (allocations made while it runs, numpy buffers included; it does not see
+context, winners and labels, and the Bradley-Terry fit of every context), the time of each
+stage, the peak memory of `score()` measured with tracemalloc (allocations made while it runs, numpy buffers included; it does not see
 memory held before the call, such as the input columns) and the process's ru_maxrss (a
 high-water mark of the whole process: its delta only shows memory beyond earlier peaks), and the
 time of a *bare* scipy.sparse power iteration on the very matrices `score()` built (same
@@ -46,6 +46,7 @@ from graph.algorithms import (
     ScoringParams,
     build_context_graphs,
     edge_table,
+    fit_bradley_terry,
     pagerank,
     pick_winners,
     score,
@@ -202,6 +203,14 @@ def run_size(n_values: int, n_judgments: int, *, repeat: int) -> dict[str, objec
 
     labels_time, _ = best_time(all_labels, repeat)
 
+    def all_bradley_terry() -> None:
+        for graph in graphs:
+            fit_bradley_terry(
+                graph.context_id, graph.values, edges.for_context(graph.context_id), params
+            )
+
+    bt_time, _ = best_time(all_bradley_terry, repeat)
+
     deviation = max(
         float(np.abs(s - b / b.sum()).max()) for s, b in zip(scores, bare_scores, strict=True)
     )
@@ -230,6 +239,7 @@ def run_size(n_values: int, n_judgments: int, *, repeat: int) -> dict[str, objec
         "build_graphs_s": round(graphs_time, 4),
         "pagerank_s": round(pagerank_time, 4),
         "winners_labels_s": round(labels_time, 4),
+        "bradley_terry_s": round(bt_time, 4),
         "bare_power_iteration_s": round(bare_time, 4),
         "pagerank_over_bare": round(pagerank_time / bare_time, 3),
         "total_over_bare": round(total_time / bare_time, 3),
@@ -271,7 +281,8 @@ def main() -> None:
         print(
             f"values={n_values:>7} judgments={n_judgments:>8}: score() {f['score_total_s']:.3f}s "
             f"(edge table {f['edge_table_s']:.3f}s, graphs {f['build_graphs_s']:.3f}s, "
-            f"pagerank {f['pagerank_s']:.3f}s, winners+labels {f['winners_labels_s']:.3f}s)"
+            f"pagerank {f['pagerank_s']:.3f}s, winners+labels {f['winners_labels_s']:.3f}s, "
+            f"Bradley-Terry {f['bradley_terry_s']:.3f}s)"
         )
         print(
             f"    bare power iteration {f['bare_power_iteration_s']:.3f}s; "

@@ -72,6 +72,13 @@ class ScoringRunAdmin(admin.ModelAdmin):
     list_filter = ["deliberation", "estimator", "status"]
 
 
+@admin.register(models.PilotRun)
+class PilotRunAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "deliberation", "status", "created_by", "created_at"]
+    list_filter = ["status"]
+    readonly_fields = ["pilot", "simulation", "report", "error", "finished_at"]
+
+
 @admin.register(models.ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     list_display = ["name", "user", "prefix", "created_at", "revoked_at"]

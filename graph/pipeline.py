@@ -753,43 +753,64 @@ def read_judgments(*, deliberation: Deliberation, include_flagged: bool = False)
     so a report can be made with and without them. Each excluded judgment is counted under the
     first reason that applies: hidden, banned, flagged.
 
-    One query reads every answered judgment as integer columns (the database computes the
-    verdict code and the hidden/banned bits); the rules above are then numpy masks, so a
-    million judgments take about a second rather than a Python loop per judgment.
+    The answered judgments are read as four integer columns from their own table (the
+    database computes the verdict code), the stories and banned participants apart, and the
+    rules above are numpy masks: no Python step per judgment (bench/read_judgments.py
+    compares it with the loop it replaced, on the same data).
     """
     visible = np.fromiter(
         services.visible_values(deliberation).values_list("pk", flat=True), dtype=np.int64
     )
-    judgments = UpgradeJudgment.objects.filter(hypothesis__deliberation=deliberation)
+    stories = UpgradeHypothesis.objects.filter(deliberation=deliberation)
+    # The stories (few) and the judgments (many) are read apart and joined in numpy: the
+    # judgments' query then touches one table and returns four integer columns.
+    story = _fetch_int_rows(
+        stories.annotate(
+            _hidden=ExpressionWrapper(Q(hidden_at__isnull=False), output_field=BooleanField())
+        )
+        .values_list("pk", "context_id", "from_value_id", "to_value_id", "_hidden")
+        .order_by("pk"),
+        5,
+    )
+    judgments = UpgradeJudgment.objects.filter(hypothesis__in=stories.values("pk"))
     answered = (
         judgments.exclude(verdict="")
-        .annotate(
-            _code=_VERDICT_CODE,
-            _hidden=ExpressionWrapper(
-                Q(hypothesis__hidden_at__isnull=False), output_field=BooleanField()
-            ),
-            _banned=ExpressionWrapper(
-                Q(participant__banned_at__isnull=False), output_field=BooleanField()
-            ),
-        )
-        .values_list(
-            "pk",
-            "participant_id",
-            "hypothesis__context_id",
-            "hypothesis__from_value_id",
-            "hypothesis__to_value_id",
-            "_code",
-            "_hidden",
-            "_banned",
-        )
+        .annotate(_code=_VERDICT_CODE)
+        .values_list("pk", "participant_id", "hypothesis_id", "_code")
         .order_by()
     )
-    data = _fetch_int_rows(answered, 8)
-    pk, participant, context, a, b, code, hidden, banned = data.T
+    pk, participant, hypothesis, code = _fetch_int_rows(answered, 4).T
     if np.any(code < 0):
         raise ValueError("a judgment has an unknown verdict")
-    hidden = (hidden != 0) | ~np.isin(a, visible) | ~np.isin(b, visible)
-    banned = (banned != 0) & ~hidden
+    row = np.searchsorted(story[:, 0], hypothesis)
+    context, a, b, story_hidden = story[row, 1], story[row, 2], story[row, 3], story[row, 4]
+    # Who is banned: the deliberation's participants, and, should a judgment come from
+    # someone registered elsewhere (the app never does that), those too.
+    people = _fetch_int_rows(
+        Participant.objects.filter(deliberation=deliberation)
+        .annotate(
+            _banned=ExpressionWrapper(Q(banned_at__isnull=False), output_field=BooleanField())
+        )
+        .values_list("pk", "_banned")
+        .order_by(),
+        2,
+    )
+    banned_people = people[people[:, 1] != 0, 0]
+    strangers = np.setdiff1d(participant, people[:, 0])
+    if strangers.size:
+        banned_people = np.concatenate(
+            [
+                banned_people,
+                np.fromiter(
+                    Participant.objects.filter(
+                        pk__in=strangers.tolist(), banned_at__isnull=False
+                    ).values_list("pk", flat=True),
+                    dtype=np.int64,
+                ),
+            ]
+        )
+    hidden = (story_hidden != 0) | ~np.isin(a, visible) | ~np.isin(b, visible)
+    banned = np.isin(participant, banned_people) & ~hidden
     flagged = np.zeros(len(pk), dtype=bool)
     if not include_flagged:
         flagged = np.isin(pk, _open_vote_quality_flags(deliberation, UpgradeJudgment)) | np.isin(

@@ -330,9 +330,10 @@ def power_analysis(
     quality_settings: quality.QualitySettings | None = None,
 ) -> dict[str, Any]:
     """For each participant count, *repeats* simulations: per estimator the mean and spread
-    of Kendall tau and the share of (run, context) in which the planted winner is found alone;
-    with a faction, also how often it was flagged and how often its value won with and
-    without the flagged data. Repeat r of size n uses the seed (seed, n, r)."""
+    of Kendall tau and the share of (run, context) in which the planted winner is found alone
+    (with a faction, on all the data, faction included); with a faction, also how often it
+    was flagged, how often its value won and the mean tau, with and without the flagged data.
+    Repeat r of size n uses the seed (seed, n, r)."""
     params = params or algorithms.ScoringParams()
     quality_settings = quality_settings or quality.QualitySettings()
     sizes = []
@@ -371,6 +372,16 @@ def power_analysis(
                 },
                 "wins_excluded": {
                     str(e): float(np.mean([f["faction_wins_excluded"][e] for f in factions]))
+                    for e in ESTIMATORS
+                },
+                # How far the faction pulled the result away from the truth: mean tau with
+                # its data in, and with flagged data out.
+                "tau_included": {
+                    str(e): float(np.mean([f["recovery_included"][e]["tau"] for f in factions]))
+                    for e in ESTIMATORS
+                },
+                "tau_excluded": {
+                    str(e): float(np.mean([f["recovery_excluded"][e]["tau"] for f in factions]))
                     for e in ESTIMATORS
                 },
             }

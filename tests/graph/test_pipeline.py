@@ -820,3 +820,14 @@ def test_the_vote_quality_task_runs_the_check(graph_world):
     result = tasks.check_vote_quality_task.apply(args=[graph_world.deliberation.pk])
     job = Job.objects.get(pk=result.get())
     assert (job.kind, job.status) == (Job.Kind.VOTE_QUALITY, Job.Status.DONE)
+
+
+def test_a_banned_participant_registered_elsewhere_is_still_left_out(graph_world):
+    """The app never lets someone judge another deliberation's stories, but if the data say
+    so, a ban still holds."""
+    before = pipeline.run_scoring(deliberation_id=graph_world.deliberation.pk)
+    stranger = ParticipantFactory(banned_at=timezone.now())
+    judge(stranger, graph_world.bc, "upgrade")
+    after = pipeline.run_scoring(deliberation_id=graph_world.deliberation.pk)
+    assert after.input_counts["excluded"]["banned"] == 1
+    assert results_json(after) == results_json(before)
