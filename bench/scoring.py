@@ -7,8 +7,9 @@ Run from the project root::
 
 For each size it reports the wall time of `score()` (counting, filtering, PageRank of every
 context, winners and labels, and the Bradley-Terry fit of every context), the time of each
-stage, the peak memory of `score()` measured with tracemalloc (allocations made while it runs, numpy buffers included; it does not see
-memory held before the call, such as the input columns) and the process's ru_maxrss (a
+stage, the peak memory of `score()` measured with tracemalloc (allocations made while it
+runs, numpy buffers included; it does not see memory held before the call, such as the input
+columns) and the process's ru_maxrss (a
 high-water mark of the whole process: its delta only shows memory beyond earlier peaks), and the
 time of a *bare* scipy.sparse power iteration on the very matrices `score()` built (same
 damping, dangling redistribution and stopping rule; nothing else). The ratios
