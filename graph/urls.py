@@ -19,4 +19,5 @@ urlpatterns = [
     path("r/<slug:token>/my-data/download/", privacy_views.download, name="download_receipt"),
     path("r/<slug:token>/my-data/delete/", privacy_views.delete, name="delete_receipt"),
     path("r/<slug:token>/", views.receipt, name="receipt"),
+    path("d/<slug:slug>/report/", views.report, name="report"),
 ]

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from functools import wraps
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext
-from django.views.decorators.http import require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
+from elicit import ratelimit
 from elicit.models import ValuesCard
 from elicit.ratelimit import rate_limited
 from elicit.services import session_participant
@@ -25,6 +28,7 @@ from elicit.views import own_interview, public_deliberation
 from graph import explorer, participation, results, services
 from graph.forms import SurveyForm
 from graph.models import CanonicalValue, UpgradeJudgment
+from graph.moderation import services as moderation
 
 
 def own_card(request, slug, interview) -> ValuesCard:
@@ -307,3 +311,35 @@ def receipt(request, token):
     response["X-Robots-Tag"] = "noindex, nofollow"
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+# --- Reports ------------------------------------------------------------------------------------
+
+
+@require_POST
+@participant_step
+def report(request, participant):
+    """ "This is offensive / nonsense" about a value or story the participant was shown: a flag
+    for the moderators' queue, once per person and item, a few per hour at most."""
+    back_to = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        back_to, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        back_to = step_url("graph:vote", participant)
+    if not ratelimit.allow(
+        f"report:{participant.pk}", limit=settings.REPORTS_PER_HOUR, window_seconds=3600
+    ):
+        messages.error(request, gettext("You have sent many reports; please wait a while."))
+        return redirect(back_to)
+    try:
+        new = moderation.report_as_participant(
+            participant=participant, choice=request.POST.get("report", "")
+        )
+    except moderation.ModerationError as error:
+        messages.error(request, str(error))
+        return redirect(back_to)
+    if new:
+        messages.success(request, gettext("Thank you: a moderator will look at it."))
+    else:
+        messages.info(request, gettext("You had already reported this; a moderator will look."))
+    return redirect(back_to)

@@ -234,6 +234,40 @@ def report(
     return True
 
 
+def reportable(
+    *, participant: Participant, kind: str, pk: int
+) -> CanonicalValue | UpgradeHypothesis | None:
+    """The value or story *pk*, if it was put before the participant (in their vote or in a
+    story they were shown); None otherwise, so nobody reports what they never saw."""
+    mine = UpgradeHypothesis.objects.filter(judgments__participant=participant)
+    if kind == "story":
+        return mine.filter(pk=pk).first()
+    if kind == "value":
+        return (
+            CanonicalValue.objects.filter(pk=pk)
+            .filter(
+                Q(shown_in_votes__participant=participant)
+                | Q(upgrades_out__in=mine)
+                | Q(upgrades_in__in=mine)
+            )
+            .distinct()
+            .first()
+        )
+    return None
+
+
+@transaction.atomic
+def report_as_participant(*, participant: Participant, choice: str) -> bool:
+    """A report as the participant's button sends it: "kind:id:reason". Raises
+    ModerationError when it names nothing they were shown; returns whether it was new."""
+    kind, _sep, rest = choice.partition(":")
+    pk, _sep, reason = rest.partition(":")
+    target = reportable(participant=participant, kind=kind, pk=int(pk)) if pk.isdigit() else None
+    if target is None:
+        raise ModerationError(_("There is nothing to report there."))
+    return report(reporter=participant, target=target, reason=reason)
+
+
 def flag_for_approval(card: ValuesCard) -> None:
     """In strict mode a new card waits in the queue for a moderator's approval."""
     if card.approval != Approval.PENDING:
