@@ -575,3 +575,41 @@ def test_a_participant_reports_a_value_once(deliberation):
     assert (flag.source, flag.reason, flag.reporter) == ("report", "offensive", ada)
     with pytest.raises(services.ModerationError):
         services.report(reporter=ada, target=value, reason="boring")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_moderators_claiming_one_item_at_the_same_moment_do_not_both_get_it():
+    """Real concurrency: two connections race on the same row. Only PostgreSQL runs writers in
+    parallel (SQLite serialises them, which the test above covers)."""
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs concurrent writers (PostgreSQL)")
+    deliberation = DeliberationFactory()
+    moderators = [staff(name, deliberation, MODERATOR) for name in ("mo", "max")]
+    _value, card = value_with_card(deliberation, "Quiet presence")
+    flag = ModerationFlagFactory(target=card)
+    for _round in range(10):
+        ModerationFlag.objects.filter(pk=flag.pk).update(
+            state=State.OPEN, claimed_by=None, claimed_at=None
+        )
+        barrier = threading.Barrier(2)
+        results: dict[str, bool] = {}
+
+        def race(user, barrier=barrier, results=results):
+            try:
+                barrier.wait()
+                results[user.username] = services.claim(flag_id=flag.pk, user=user)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=race, args=(user,)) for user in moderators]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(results.values()) == [False, True]
+        winner = ModerationFlag.objects.get(pk=flag.pk).claimed_by.username
+        assert results[winner] is True

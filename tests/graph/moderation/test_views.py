@@ -278,3 +278,31 @@ def test_the_log_of_a_moderator_holds_only_their_deliberations(world):
 def test_the_admin_home_page_links_the_moderation_queue(world):
     page = client_for(world["admin"]).get("/admin/").content.decode()
     assert 'href="/moderation/"' in page and "Moderation log" in page
+
+
+def test_the_page_of_each_kind_of_item_shows_it_with_the_actions_that_apply(world):
+    from elicit.models import Message
+    from tests.factories import HypothesisFactory, InterviewFactory
+    from tests.graph.moderation.test_services import judge
+
+    deliberation = world["deliberation"]
+    interview = InterviewFactory(participant__deliberation=deliberation)
+    message = Message.objects.create(
+        interview=interview, seq=1, role="participant", content="Buy cheap pills at spam.example"
+    )
+    story = HypothesisFactory(deliberation=deliberation, story="She learned to listen first.")
+    judgment = judge(interview.participant, story)
+    type(judgment).objects.filter(pk=judgment.pk).update(comment="What a stupid story")
+    expected = {
+        message: ["Buy cheap pills", "Ban the author", "Hide"],
+        world["a"]: ["Respect her choice", "merge it into another value", "Hide"],
+        story: ["She learned to listen first.", "Hide"],
+        judgment: ["What a stupid story", "Ban the author"],
+        interview.participant: [str(interview.participant.public_id), "Ban this participant"],
+    }
+    mo = client_for(world["mo"])
+    for target, texts in expected.items():
+        flag = ModerationFlagFactory(target=target, source="report", reason="offensive")
+        page = mo.get(reverse("moderation:flag", args=[flag.pk])).content.decode()
+        for text in texts:
+            assert text in page, (target, text)
