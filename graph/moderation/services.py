@@ -455,10 +455,14 @@ def _move_decisions(*, cards: list[int], to: CanonicalValue, actor, reason: str)
 
 
 def _restore_decisions(moved: dict, actor) -> None:
-    DedupDecision.objects.filter(pk__in=moved["created"]).update(
-        undone_at=timezone.now(), undone_by=actor
+    """Undo of `_move_decisions`, for the cards whose moderator's decision is still in force
+    (a card moved again since keeps its later decision)."""
+    created = DedupDecision.objects.filter(pk__in=moved["created"], undone_at__isnull=True)
+    cards = set(created.values_list("card_id", flat=True))
+    created.update(undone_at=timezone.now(), undone_by=actor)
+    DedupDecision.objects.filter(pk__in=moved["undone"], card_id__in=cards).update(
+        undone_at=None, undone_by=None
     )
-    DedupDecision.objects.filter(pk__in=moved["undone"]).update(undone_at=None, undone_by=None)
 
 
 def _move_vote_rows(through: type[models.Model], source: int, target: int) -> dict:

@@ -349,12 +349,9 @@ def merge_value(request, pk):
 def log_page(request):
     actions, filters = audit_log(request.user, request.GET)
     page = Paginator(actions, PAGE_SIZE).get_page(request.GET.get("page"))
+    mine = set(acting_deliberations(request.user).values_list("pk", flat=True))
     undoable = {
-        a.pk
-        for a in page.object_list
-        if services.can_undo(a)
-        and a.deliberation is not None
-        and access.can_moderate(request.user, a.deliberation)
+        a.pk for a in page.object_list if a.deliberation_id in mine and services.can_undo(a)
     }
     return render(
         request,

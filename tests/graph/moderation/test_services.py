@@ -613,3 +613,18 @@ def test_two_moderators_claiming_one_item_at_the_same_moment_do_not_both_get_it(
         assert sorted(results.values()) == [False, True]
         winner = ModerationFlag.objects.get(pk=flag.pk).claimed_by.username
         assert results[winner] is True
+
+
+def test_undoing_a_merge_leaves_a_card_split_out_since_where_it_is(
+    deliberation, mo, two_duplicates
+):
+    a, b = two_duplicates["a"], two_duplicates["b"]
+    card = ValuesCard.objects.get(canonical=a)
+    merge = services.merge_values(actor=mo, source=a, target=b)
+    split = services.split_card(actor=mo, card=card, reason="its own value after all")
+    services.undo(actor=mo, action=merge)
+    card.refresh_from_db()
+    assert card.canonical_id == split.after["new_value"]
+    assert DedupDecision.objects.get(card=card, undone_at__isnull=True).canonical == card.canonical
+    a.refresh_from_db()
+    assert a.merged_into is None
