@@ -317,6 +317,7 @@ def receipt(request, token):
 
 
 @require_POST
+@rate_limited
 @participant_step
 def report(request, participant):
     """ "This is offensive / nonsense" about a value or story the participant was shown: a flag
