@@ -86,3 +86,26 @@ def test_someone_who_has_not_joined_cannot_report(demo, client):  # noqa: F811
 def test_a_reported_value_is_still_shown_until_a_moderator_acts(ada, shown):  # noqa: F811
     ada.client.post(REPORT, {"report": f"value:{shown[0].pk}:offensive"})
     assert shown[0] in participation.shown_values(ada.participant.deliberation)
+
+
+def test_in_strict_mode_the_vote_page_shows_a_value_only_once_a_moderator_approved_it(
+    ada,  # noqa: F811
+    demo,  # noqa: F811
+):
+    from elicit.models import Deliberation, ValuesCard
+    from graph.moderation import services
+    from tests.factories import UserFactory
+
+    Deliberation.objects.filter(pk=demo.pk).update(
+        moderation_mode=Deliberation.ModerationMode.STRICT
+    )
+    approved = [value_for(question("abortion"), t) for t in ("Care first", "Faith counts")]
+    pending = value_for(question("abortion"), "Waiting for a moderator")
+    ValuesCard.objects.filter(canonical=pending).update(approval=ValuesCard.Approval.PENDING)
+    html = page(ada.client.get(VOTE))
+    assert "Care first" in html and "Faith counts" in html
+    assert "Waiting for a moderator" not in html
+    root = UserFactory(username="root", is_superuser=True)
+    services.approve(actor=root, target=ValuesCard.objects.get(canonical=pending))
+    assert pending in participation.shown_values(ada.participant.deliberation)
+    assert approved[0] in participation.shown_values(ada.participant.deliberation)
