@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
+from django.db import models
 from django.db.models import Count, Q, QuerySet
 from django.utils.translation import gettext_lazy as _
 
@@ -25,7 +26,7 @@ from graph.models import CanonicalValue, UpgradeHypothesis, UpgradeJudgment
 from graph.moderation import services
 
 # What can be flagged, by the name used in the kind filter, with the fields searched.
-KINDS: dict[str, tuple[type, tuple[str, ...]]] = {
+KINDS: dict[str, tuple[type[models.Model], tuple[str, ...]]] = {
     "message": (Message, ("content",)),
     "card": (ValuesCard, ("title", "description")),
     "value": (CanonicalValue, ("title", "description")),
@@ -93,7 +94,7 @@ def _search(text: str) -> Q:
             found |= Q(**{f"{field}__icontains": text})
         match |= Q(
             content_type=ContentType.objects.get_for_model(model),
-            object_id__in=model.objects.filter(found).values("pk"),
+            object_id__in=model._default_manager.filter(found).values("pk"),
         )
     return match
 
@@ -144,8 +145,10 @@ def reasons(user) -> list[str]:
 def label_rows(flags: Iterable[ModerationFlag]) -> None:
     """Give each flag of a page its item's kind and text, for the queue table."""
     for flag in flags:
-        flag.kind_label = KIND_LABELS.get(kind_of(flag.target), _("Deleted item"))
-        flag.preview = preview(flag.target)
+        vars(flag).update(
+            kind_label=KIND_LABELS.get(kind_of(flag.target), _("Deleted item")),
+            preview=preview(flag.target),
+        )
 
 
 def preview(target) -> str:
@@ -224,14 +227,15 @@ def flag_context(user, flag: ModerationFlag) -> dict[str, Any]:
 def author_flag_count(participant: Participant) -> int:
     """Flags on anything the participant wrote (a troll shows up as many)."""
     count = 0
-    for model, lookup in (
+    written: tuple[tuple[type[models.Model], str], ...] = (
         (ValuesCard, "participant"),
         (Message, "interview__participant"),
         (UpgradeJudgment, "participant"),
-    ):
+    )
+    for model, lookup in written:
         count += ModerationFlag.objects.filter(
             content_type=ContentType.objects.get_for_model(model),
-            object_id__in=model.objects.filter(**{lookup: participant}).values("pk"),
+            object_id__in=model._default_manager.filter(**{lookup: participant}).values("pk"),
         ).count()
     return count
 

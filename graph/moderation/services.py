@@ -20,7 +20,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, models, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -353,16 +353,19 @@ def ban(*, actor, participant: Participant, reason: str, flag: ModerationFlag | 
         raise ModerationError(_("This participant is already banned."))
     now = timezone.now()
     Participant.objects.filter(pk=row.pk).update(banned_at=now, ban_reason=reason)
-    before = {"banned_at": None, "ban_reason": row.ban_reason, "flags": {}}
-    after = {"banned_at": now.isoformat(), "ban_reason": reason, "flags": {}}
+    flags: dict[str, dict[str, Any]] = {}
     if flag is not None:
         # Banning the author settles the flag on their content too.
-        before["flags"] = _resolve_flags(
-            target=flag.target, user=actor, state=State.ACTIONED, flag=flag
+        flags.update(
+            _resolve_flags(target=flag.target, user=actor, state=State.ACTIONED, flag=flag)
         )
-        after["flags"] = {pk: {"state": State.ACTIONED} for pk in before["flags"]}
-    before["flags"].update(_resolve_flags(target=row, user=actor, state=State.ACTIONED, flag=None))
-    after["flags"] = {pk: {"state": State.ACTIONED} for pk in before["flags"]}
+    flags.update(_resolve_flags(target=row, user=actor, state=State.ACTIONED, flag=None))
+    before = {"banned_at": None, "ban_reason": row.ban_reason, "flags": flags}
+    after = {
+        "banned_at": now.isoformat(),
+        "ban_reason": reason,
+        "flags": {pk: {"state": State.ACTIONED} for pk in flags},
+    }
     action = record_action(
         actor=actor, action="ban", target=row, reason=reason, before=before, after=after
     )
@@ -414,7 +417,7 @@ def edit_card(
     after: dict[str, Any] = {"card": new}
     CardRevision.objects.create(card=card, edited_by=actor, reason=reason or "moderator", **old)
     ValuesCard.objects.filter(pk=card.pk).update(**new)
-    value = CanonicalValue.objects.filter(pk=card.canonical_id, representative=card).first()
+    value = CanonicalValue.objects.filter(cards=card, representative=card).first()
     if value is not None:
         before["value"], after["value"] = (
             {"id": value.pk, **_wording(value)},
@@ -465,7 +468,7 @@ def _restore_decisions(moved: dict, actor) -> None:
     )
 
 
-def _move_vote_rows(through: type[models.Model], source: int, target: int) -> dict:
+def _move_vote_rows(through: Any, source: int, target: int) -> dict:
     """Votes that showed (or chose) *source* now show *target*. A vote that already had the
     target loses the source row (one vote, one mention), recorded so that undo restores it."""
     rows = list(
@@ -485,7 +488,7 @@ def _move_vote_rows(through: type[models.Model], source: int, target: int) -> di
     return {"moved": moved, "dropped": dropped}
 
 
-def _unmove_vote_rows(through: type[models.Model], record: dict, source: int, target: int) -> None:
+def _unmove_vote_rows(through: Any, record: dict, source: int, target: int) -> None:
     through.objects.filter(canonicalvalue_id=target, wisestvote_id__in=record["moved"]).update(
         canonicalvalue_id=source
     )
@@ -660,6 +663,7 @@ def split_card(*, actor, card: ValuesCard, reason: str = "") -> ModerationAction
     after: dict[str, Any] = {"canonical": new.pk, "new_value": new.pk}
     if value.representative_id == card.pk:
         heir = rest.exclude(approval=Approval.HIDDEN).first() or rest.first()
+        assert heir is not None  # `rest` is not empty, checked above
         before["value"] = {"representative": card.pk, **_wording(value)}
         after["value"] = {"representative": heir.pk, **_wording(heir)}
         CanonicalValue.objects.filter(pk=value.pk).update(representative=heir, **_wording(heir))
@@ -672,7 +676,7 @@ def split_card(*, actor, card: ValuesCard, reason: str = "") -> ModerationAction
 
 
 def _unsplit(action: ModerationAction, actor) -> dict:
-    card = ValuesCard.objects.select_for_update().get(pk=action.object_id)
+    card = _target(action)
     new = CanonicalValue.objects.select_for_update().get(pk=action.after["new_value"])
     if card.canonical_id != new.pk:
         raise ModerationError(_("The card has moved since: undo that first."))
@@ -716,8 +720,10 @@ def can_undo(action: ModerationAction) -> bool:
 
 
 def _target(action: ModerationAction):
-    model = action.content_type.model_class()
-    return model.objects.select_for_update().get(pk=action.object_id)
+    model = action.content_type.model_class() if action.content_type else None
+    if model is None:
+        raise ModerationError(_("What this action changed no longer exists."))
+    return model._default_manager.select_for_update().get(pk=action.object_id)
 
 
 @transaction.atomic
