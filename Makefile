@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: help run test lint format typecheck migrate lock bench clean
+.PHONY: help run test lint security format typecheck migrate lock bench scaleout clean
 
 help:  ## list the recipes
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -43,6 +43,9 @@ lint: $(VENV)/.dev-installed  ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+security: $(VENV)/.dev-installed  ## static security scan of the application's code (bandit; skips justified in pyproject.toml)
+	$(BIN)/bandit -c pyproject.toml -r config elicit graph -q
+
 format: $(VENV)/.dev-installed  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
@@ -55,8 +58,11 @@ lock: $(VENV)/.dev-installed  ## re-resolve the lock files from pyproject.toml
 	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --extra dev -o requirements/dev.txt pyproject.toml
 
 bench: $(VENV)/.dev-installed  ## run the benchmarks under bench/ (each prints JSON on its last line)
-	@for script in bench/*.py; do case $$script in */__init__.py) continue;; esac; \
+	@for script in bench/*.py; do case $$script in */__init__.py|*/journey.py) continue;; esac; \
 		echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+scaleout: $(VENV)/.dev-installed  ## two ASGI servers + two workers, 200 participants, exactly-once checks (needs DATABASE_URL=postgres://..., REDIS_URL)
+	$(BIN)/python deploy/scaleout.py
 
 clean:  ## remove the virtual environment and the local state in var/
 	rm -rf $(VENV) var

@@ -642,7 +642,7 @@ def code_version() -> str:
     if git is not None:
         try:
             # Fixed arguments, nothing from users: no untrusted input reaches the command.
-            result = subprocess.run(  # noqa: S603
+            result = subprocess.run(  # noqa: S603  # nosec B603
                 [git, "rev-parse", "--short", "HEAD"],
                 cwd=settings.BASE_DIR,
                 capture_output=True,
