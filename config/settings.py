@@ -8,6 +8,7 @@ with a message naming the variable.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import dj_database_url
@@ -28,7 +29,7 @@ VAR_DIR = Path(env.str("VAR_DIR") or BASE_DIR / "var")
 # DEBUG=false, and then the development secret key below is refused.
 DEBUG = env.bool("DEBUG", True)
 
-DEVELOPMENT_SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105  # nosec B105
 SECRET_KEY = env.str("SECRET_KEY") or DEVELOPMENT_SECRET_KEY
 if not DEBUG and (SECRET_KEY == DEVELOPMENT_SECRET_KEY or len(SECRET_KEY) < 32):
     raise ImproperlyConfigured(
@@ -126,13 +127,39 @@ elif env.bool("DATABASE_POOL", True):
     _database.setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN", 2, minimum=0),
         "max_size": env.int("DATABASE_POOL_MAX", 20, minimum=1),
-        "timeout": 10,
+        # Seconds a request waits for a connection; when the database is unreachable, the
+        # request then fails with a clear 503 page rather than hanging.
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", 10.0, minimum=0.5),
     }
 else:
     # Behind an external pooler (PgBouncer in transaction mode): one short connection per use.
     _database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
 _database["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _database}
+
+# A read replica of the PostgreSQL primary (streaming replication) for the research area's
+# heavy reads: see config/routers.py. Same connection settings as the primary.
+DATABASE_REPLICA_URL = env.str("DATABASE_REPLICA_URL")
+if DATABASE_REPLICA_URL:
+    try:
+        _replica = dj_database_url.parse(DATABASE_REPLICA_URL)
+    except (ValueError, KeyError) as error:
+        raise ImproperlyConfigured(
+            f"DATABASE_REPLICA_URL={DATABASE_REPLICA_URL!r} cannot be used: {error}"
+        ) from None
+    if _replica["ENGINE"] != _database["ENGINE"]:
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URL must use the same database engine as DATABASE_URL."
+        )
+    for _key in ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS", "OPTIONS"):
+        _replica[_key] = copy.deepcopy(_database.get(_key))
+    _replica["TEST"] = {"MIRROR": "default"}  # tests read what they wrote
+    DATABASES["replica"] = _replica
+    DATABASE_ROUTERS = ["config.routers.ReplicaRouter"]
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware"),
+        "config.routers.ResearchReplicaMiddleware",
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, channel layer, cache ------------------------------------------------------------------
@@ -175,6 +202,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A task taken by a worker that died before acknowledging it is delivered again after this
+    # many seconds. Keep it above the longest countdown a task is queued with (two minutes).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=1)
+    }
+# The queue the web processes send to and the workers consume: deployments (or test runs) that
+# share one Redis keep their tasks apart with their own queue name.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE") or "celery"
 CELERY_RESULT_BACKEND = (
     env.url("CELERY_RESULT_BACKEND", schemes={"redis", "rediss", "file"}, default=REDIS_URL) or None
 )
@@ -259,6 +295,10 @@ RATE_LIMIT_JOINS_PER_ADDRESS_PER_HOUR = env.int(
 # Failed admin logins allowed per username and per address in a window of so many minutes.
 ADMIN_LOGIN_FAILURES = env.int("ADMIN_LOGIN_FAILURES", 5, minimum=1)
 ADMIN_LOGIN_WINDOW_MINUTES = env.int("ADMIN_LOGIN_WINDOW_MINUTES", 15, minimum=1)
+# A streaming reply that made no progress for this long was cut off (its server died): it is
+# marked partial and the participant, reconnected to another server, is offered a retry.
+# Replies save their progress every 3 seconds while tokens arrive.
+STALE_REPLY_SECONDS = env.int("STALE_REPLY_SECONDS", 30, minimum=5)
 
 # --- Security -------------------------------------------------------------------------------------
 

@@ -14,3 +14,4 @@ urlpatterns = [
 ]
 
 handler404 = "elicit.views.not_found"
+handler500 = "config.views.server_error"

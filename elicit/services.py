@@ -40,7 +40,6 @@ from elicit.models import (
 card_confirmed = Signal()  # sender=ValuesCard, card=ValuesCard
 
 SESSION_KEY = "participants"  # {deliberation id: participant id}
-STALE_STREAM_SECONDS = 30  # a reply with no progress for this long was cut off (server died)
 
 
 class ParticipationError(Exception):
@@ -239,7 +238,7 @@ def start_interview(*, participant: Participant, question: Question) -> Intervie
 def settle_stale_replies(interview: Interview) -> None:
     """Replies cut off by a server that died mid-stream stop making progress: after a while
     they are marked partial, so the participant is offered a retry."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=STALE_STREAM_SECONDS)
+    cutoff = timezone.now() - timezone.timedelta(seconds=settings.STALE_REPLY_SECONDS)
     Message.objects.filter(
         interview=interview, status=Message.Status.STREAMING, updated_at__lt=cutoff
     ).update(
@@ -287,7 +286,7 @@ def can_send(interview: Interview) -> bool:
 
 
 def reply_in_progress(interview: Interview) -> bool:
-    cutoff = timezone.now() - timezone.timedelta(seconds=STALE_STREAM_SECONDS)
+    cutoff = timezone.now() - timezone.timedelta(seconds=settings.STALE_REPLY_SECONDS)
     return interview.messages.filter(
         status=Message.Status.STREAMING, updated_at__gte=cutoff
     ).exists()
