@@ -28,7 +28,6 @@ import os
 import random
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,53 +37,24 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import websockets
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.journey import (  # noqa: E402
+    Visitor,
+    cpu_seconds,
+    free_port,
+    peak_rss_mib,
+    percentile,
+    wait_http,
+)
+
 PYTHON = sys.executable
 STAMP = re.compile(r"@(\d+\.\d+)@")
 RECEIVED = re.compile(r"#(\d+\.\d+)#")
 MEDIAN_THINK_SECONDS = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
-
-
-def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return math.nan
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
-    return ordered[index]
 
 
 @dataclass
@@ -99,25 +69,15 @@ class Stats:
     streaming_peak: int = 0
 
 
-async def join(http: httpx.AsyncClient) -> int:
-    landing = await http.get("/d/demo/")
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', landing.text).group(1)
-    response = await http.post(
-        "/d/demo/join/",
-        data={"consent": "on", "csrfmiddlewaretoken": token},
-        headers={"Referer": str(http.base_url)},
-    )
-    if response.status_code != 302:
-        raise RuntimeError(f"join answered {response.status_code}")
-    page = await http.get("/d/demo/interview/")
-    return int(re.search(r"/ws/interview/(\d+)/", page.text).group(1))
-
-
 async def enrol(base: str, limit: asyncio.Semaphore) -> tuple[int, str]:
     """Join over HTTP as a browser would: the set-up, not what is measured."""
-    async with limit, httpx.AsyncClient(base_url=base, timeout=60) as http:
-        interview_id = await join(http)
-        return interview_id, "; ".join(f"{k}={v}" for k, v in http.cookies.items())
+    async with limit:
+        visitor = Visitor([base], 0)
+        try:
+            interview_id = await visitor.join()
+            return interview_id, "; ".join(f"{k}={v}" for k, v in visitor.http.cookies.items())
+        finally:
+            await visitor.close()
 
 
 async def participant(

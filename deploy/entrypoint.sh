@@ -20,10 +20,13 @@ case "$mode" in
   web)
     # --proxy-headers: the client address and scheme come from X-Forwarded-For/-Proto, but only
     # when the connection comes from FORWARDED_ALLOW_IPS (the reverse proxy), never from anyone.
+    # Idle keep-alive connections stay open longer than the proxy keeps them (nginx: 60 s), so
+    # that the proxy never sends a request on a connection the server is closing.
     exec uvicorn config.asgi:application \
       --host "${HOST:-0.0.0.0}" --port "${PORT:-8000}" \
       --proxy-headers --forwarded-allow-ips "${FORWARDED_ALLOW_IPS:-127.0.0.1}" \
-      --lifespan off --no-server-header --no-access-log --timeout-graceful-shutdown 20 "$@"
+      --lifespan off --no-server-header --no-access-log --timeout-graceful-shutdown 20 \
+      --timeout-keep-alive "${KEEP_ALIVE_SECONDS:-75}" "$@"
     ;;
   worker)
     exec celery -A config worker --loglevel "${LOG_LEVEL:-info}" \
