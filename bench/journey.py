@@ -177,6 +177,7 @@ def journey_responder(body: dict):
 
 CSRF = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
 COMPOSER_ERROR = re.compile(r'id="composer-error"[^>]*>([^<]*)<')
+STREAMING = re.compile(r'<article id="m-(\d+)" class="msg interviewer streaming">')
 Recorder = Callable[[str, float, bool], None]
 
 
@@ -275,13 +276,26 @@ class Visitor:
         started = time.perf_counter()
         await ws.send(json.dumps({"message": text, "client_id": client_id, "HEADERS": {}}))
         frames = []
+        reply = ""  # the id of the reply's message, from its first frame
         while True:
             frame = await asyncio.wait_for(ws.recv(), 120)
             frames.append(frame)
             refused = COMPOSER_ERROR.search(frame)
             if refused and refused.group(1).strip():
                 raise JourneyError(f"message refused: {refused.group(1).strip()}")
-            if "Send</button>" in frame:  # the final frame re-enables the composer
+            streaming = STREAMING.search(frame)
+            if streaming and not reply:
+                reply = streaming.group(1)
+            # The reply's final frame: its saved message, and the composer enabled again. (A
+            # whole-page refresh, sent when this interview's other connection, on another
+            # server, finished a reply, also holds a composer: it is not the end of this turn.)
+            if (
+                reply
+                and "Send</button>" in frame
+                and re.search(
+                    f'id="m-{reply}" class="msg interviewer (complete|partial|failed)"', frame
+                )
+            ):
                 break
         self.turn_seconds.append(time.perf_counter() - started)
         text = "".join(frames)
@@ -429,7 +443,7 @@ class Cluster:
             [str(ENTRYPOINT), "worker", "-n", f"{name}@%h", "--without-heartbeat"],
             env={**self.env, "CELERY_CONCURRENCY": "1"},
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=(self.var_dir / f"{name}.log").open("ab"),
         )
         self.processes[name] = process
         return process

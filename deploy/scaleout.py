@@ -37,6 +37,10 @@ from bench.journey import CARD_AFTER_TURNS, Visitor, cluster, percentile  # noqa
 PARALLEL = 50  # participants in the middle of a step at the same moment
 
 
+class PipelineStuck(RuntimeError):
+    pass
+
+
 async def drive(servers: list[str], count: int, phase: str, visitors: list[Visitor]) -> list[str]:
     """Run one phase for every participant at once; returns the errors."""
     errors: list[str] = []
@@ -61,6 +65,12 @@ async def drive(servers: list[str], count: int, phase: str, visitors: list[Visit
     return errors
 
 
+def log_tails(var_dir: Path) -> None:
+    for log in sorted(var_dir.glob("worker*.log")):
+        print(f"--- last lines of {log.name}")
+        print("\n".join(log.read_text(errors="replace").splitlines()[-40:]))
+
+
 def wait_quiet(timeout: float) -> None:
     """Until no pipeline job is queued or running, twice in a row a second apart."""
     from graph.models import PipelineJob
@@ -75,7 +85,12 @@ def wait_quiet(timeout: float) -> None:
         if quiet >= 2:
             return
         time.sleep(1)
-    raise SystemExit("the pipeline did not finish in time")
+    stuck = list(
+        PipelineJob.objects.filter(
+            status__in=[PipelineJob.Status.QUEUED, PipelineJob.Status.RUNNING]
+        ).values_list("pk", "kind", "status", "task_id", "created_at", "started_at")
+    )
+    raise PipelineStuck(f"the pipeline did not finish in time: {stuck}")
 
 
 def run_pipeline_on_workers(deliberation_id: int, timeout: float):
@@ -201,7 +216,11 @@ def main() -> None:
                 await visitor.close()
             return first, second
 
-        first_errors, second_errors = asyncio.run(phases())
+        try:
+            first_errors, second_errors = asyncio.run(phases())
+        except PipelineStuck:
+            log_tails(c.var_dir)
+            raise
         final = run_pipeline_on_workers(deliberation.pk, args.timeout)
         worker_run = ScoringRun.objects.get(job_id=final.params["jobs"][Kind.SCORE])
         single = run_scoring(deliberation_id=deliberation.pk, name="single-process check")
