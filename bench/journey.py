@@ -483,7 +483,12 @@ def cluster_env(*, database_url: str, redis_url: str, var_dir: Path, llm_url: st
         "LLM_API_KEY": "journey",
         "LLM_MODEL": "fake-model",
         "LLM_TIMEOUT": "30",
+        # Every simulated participant comes from 127.0.0.1: the per-address limits, meant for
+        # people behind one NAT, would count them all as one.
         "MESSAGES_PER_MINUTE": "100000",
+        "RATE_LIMIT_PARTICIPANT_PER_MINUTE": "100000",
+        "RATE_LIMIT_ADDRESS_PER_MINUTE": "1000000",
+        "RATE_LIMIT_JOINS_PER_ADDRESS_PER_HOUR": "1000000",
         "MODERATION_BACKEND": "rules",
         "LOG_LEVEL": "warning",
         # Several processes share the server's connections with other users of it.
