@@ -363,7 +363,11 @@ def health(url: str) -> tuple[int, dict]:
     return response.status_code, response.json()
 
 
-@pytest.mark.skipif(not shutil.which("redis-server"), reason="needs redis-server")
+@pytest.mark.services
+@pytest.mark.skipif(
+    not (shutil.which("redis-server") and os.environ.get("REDIS_URL")),
+    reason="needs redis-server; runs once, in the services pass (REDIS_URL set)",
+)
 @pytest.mark.timeout(300)
 def test_a_redis_restart_is_reported_and_recovered_from_without_a_restart(web_on_sqlite, tmp_path):
     redis = RedisServer(tmp_path)

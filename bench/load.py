@@ -1,0 +1,140 @@
+"""Benchmark: N participants doing the whole journey on the multi-process setup.
+
+The setup of deploy/scaleout.py (a database of its own on DATABASE_URL's PostgreSQL server,
+REDIS_URL, two ASGI servers, two Celery workers, the fake model streaming at a realistic pace),
+then N simulated participants, all in flight at once, each going through the journey with think
+times drawn like a person's (log-normal, median 20 s before each message and 8 s before each
+judgment), divided by --speed-up (printed): join, a three-message interview over websockets,
+card, matching, vote, then the upgrade stories once the workers wrote them, and the end page.
+
+Printed: throughput, p50/p99 latency per kind of request (and per streamed reply, which includes
+the model's own time), errors, and the peak memory of each process. Target on a 2-core machine:
+1,000 participants in flight, zero errors, p99 under 300 ms for every request that is not a
+model reply.
+
+Usage: DATABASE_URL=postgres://... REDIS_URL=redis://... python bench/load.py [-n 1000]
+The last line printed is a JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import random
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.journey import (  # noqa: E402
+    Visitor,
+    cluster,
+    percentile,
+    tree_peak_rss_mib,
+)
+
+TARGET_P99_MS = 300.0
+MEDIAN_THINK_MESSAGE = 20.0
+MEDIAN_THINK_JUDGMENT = 8.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-n", "--participants", type=int, default=1000)
+    parser.add_argument("--speed-up", type=float, default=10.0)
+    parser.add_argument("--tokens-per-second", type=float, default=30.0)
+    parser.add_argument("--reply-tokens", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    rng = random.Random(args.seed)
+
+    def think(median: float):
+        return lambda: rng.lognormvariate(math.log(median), 0.5) / args.speed_up
+
+    timings: dict[str, list[float]] = {}
+    failed: Counter[str] = Counter()
+    errors: list[str] = []
+
+    def record(kind: str, seconds: float, ok: bool) -> None:
+        timings.setdefault(kind, []).append(seconds * 1000)
+        failed[kind] += not ok
+
+    name = f"moralgraph_load_{uuid.uuid4().hex[:8]}"
+    with cluster(
+        web=2,
+        workers=2,
+        database_name=name,
+        tokens_per_second=args.tokens_per_second,
+        reply_tokens=args.reply_tokens,
+    ) as c:
+        print(
+            f"{args.participants} participants, think times divided by {args.speed_up} "
+            f"(median {MEDIAN_THINK_MESSAGE / args.speed_up:.1f} s before a message), "
+            f"replies of {args.reply_tokens} tokens at {args.tokens_per_second}/s",
+            flush=True,
+        )
+        visitors = [Visitor(c.servers, i, record) for i in range(args.participants)]
+
+        async def journey(visitor: Visitor) -> None:
+            try:
+                await asyncio.sleep(rng.random() * 10 / args.speed_up)  # arrivals spread out
+                await visitor.join()
+                await visitor.interview(think=think(MEDIAN_THINK_MESSAGE))
+                await visitor.confirm_card()
+                await visitor.match()
+                await visitor.vote()
+                await visitor.judge(think=think(MEDIAN_THINK_JUDGMENT))
+                await visitor.done()
+            except Exception as error:  # every failed participant counts as an error
+                errors.append(f"{type(error).__name__}: {error}"[:200])
+            finally:
+                await visitor.close()
+
+        async def everyone() -> float:
+            started = time.monotonic()
+            await asyncio.gather(*(journey(v) for v in visitors))
+            return time.monotonic() - started
+
+        elapsed = asyncio.run(everyone())
+        memory = {name: round(tree_peak_rss_mib(pid), 1) for name, pid in c.pids().items()}
+    replies = [s * 1000 for v in visitors for s in v.turn_seconds]
+    requests = sum(len(values) for values in timings.values())
+    per_kind = {
+        kind: {
+            "count": len(values),
+            "failed": failed[kind],
+            "p50_ms": round(percentile(values, 50), 1),
+            "p99_ms": round(percentile(values, 99), 1),
+        }
+        for kind, values in sorted(timings.items())
+    }
+    worst_p99 = max((k["p99_ms"] for k in per_kind.values()), default=math.nan)
+    result = {
+        "participants": args.participants,
+        "speed_up": args.speed_up,
+        "elapsed_seconds": round(elapsed, 1),
+        "requests": requests,
+        "requests_per_second": round(requests / elapsed, 1),
+        "replies": len(replies),
+        "reply_ms_p50": round(percentile(replies, 50), 1),
+        "reply_ms_p99": round(percentile(replies, 99), 1),
+        "per_kind": per_kind,
+        "worst_non_llm_p99_ms": worst_p99,
+        "errors": len(errors) + sum(failed.values()),
+        "error_kinds": sorted(set(errors))[:10],
+        "peak_rss_mib": memory,
+        "within_target": not errors and worst_p99 < TARGET_P99_MS,
+    }
+    for kind, figures in per_kind.items():
+        print(f"{kind:>15}: {figures}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
