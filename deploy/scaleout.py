@@ -222,12 +222,18 @@ def main() -> None:
             log_tails(c.var_dir)
             raise
         final = run_pipeline_on_workers(deliberation.pk, args.timeout)
-        worker_run = ScoringRun.objects.get(job_id=final.params["jobs"][Kind.SCORE])
+        worker_run = ScoringRun.objects.filter(
+            job_id=final.params.get("jobs", {}).get(Kind.SCORE)
+        ).first()
         single = run_scoring(deliberation_id=deliberation.pk, name="single-process check")
         problems = first_errors + second_errors + check_exactly_once(visitors)
-        if worker_run.status != ScoringRun.Status.DONE:
-            problems.append(f"the workers' scoring run failed: {worker_run.error}")
-        same_scores = (
+        if worker_run is None or worker_run.status != ScoringRun.Status.DONE:
+            problems.append(
+                f"the workers' pipeline made no scoring run: {final.status} {final.error} "
+                f"{final.params} {worker_run and worker_run.error}"
+            )
+            log_tails(c.var_dir)
+        same_scores = worker_run is not None and (
             worker_run.results == single.results and worker_run.input_digest == single.input_digest
         )
         if not same_scores:

@@ -53,6 +53,7 @@ def run(environ: dict, *args: str, timeout: float = 120) -> subprocess.Completed
     )
 
 
+@pytest.mark.timeout(400)
 def test_migrate_creates_the_schema_and_passes_the_deployment_checks(environ, tmp_path):
     result = run(environ, "migrate")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -77,7 +78,7 @@ def test_migrate_seeds_the_demo_only_when_asked(environ):
     assert "/d/demo/" in result.stdout
 
 
-def wait_for_health(url: str, process: subprocess.Popen, timeout: float = 60) -> int:
+def wait_for_health(url: str, process: subprocess.Popen, timeout: float = 180) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -90,6 +91,7 @@ def wait_for_health(url: str, process: subprocess.Popen, timeout: float = 60) ->
     raise AssertionError(f"{url} did not answer within {timeout} s")
 
 
+@pytest.mark.timeout(400)
 def test_web_serves_healthz_and_its_health_check_passes(environ):
     assert run(environ, "migrate").returncode == 0
     web = subprocess.Popen(
