@@ -182,7 +182,7 @@ def main() -> None:
 
         django.setup()
         from elicit.models import Deliberation
-        from graph.models import ScoringRun, UpgradeHypothesis, UpgradeJudgment
+        from graph.models import PipelineJob, ScoringRun, UpgradeHypothesis, UpgradeJudgment
         from graph.pipeline import Kind, run_scoring
 
         deliberation = Deliberation.objects.get(slug="demo")
@@ -222,9 +222,15 @@ def main() -> None:
             log_tails(c.var_dir)
             raise
         final = run_pipeline_on_workers(deliberation.pk, args.timeout)
-        worker_run = ScoringRun.objects.filter(
-            job_id=final.params.get("jobs", {}).get(Kind.SCORE)
+        # The run the workers' scoring step made (or, when nothing changed since the last one
+        # a worker made, that one: its job names it).
+        score_job = PipelineJob.objects.filter(
+            pk=final.params.get("jobs", {}).get(Kind.SCORE)
         ).first()
+        worker_run = ScoringRun.objects.filter(
+            pk=(score_job.params.get("run") if score_job else None)
+        ).first()
+        # Named, so computed here and now rather than reused from the workers' run.
         single = run_scoring(deliberation_id=deliberation.pk, name="single-process check")
         problems = first_errors + second_errors + check_exactly_once(visitors)
         if worker_run is None or worker_run.status != ScoringRun.Status.DONE:
