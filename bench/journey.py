@@ -109,6 +109,32 @@ def stop(process: subprocess.Popen, timeout: float = 15) -> None:
         process.wait()
 
 
+@dataclass
+class RequestLog:
+    """Latency and failures of the participants' requests, by kind (a Visitor's `record`)."""
+
+    timings: dict[str, list[float]] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+
+    def record(self, kind: str, seconds: float, ok: bool) -> None:
+        self.timings.setdefault(kind, []).append(seconds * 1000)
+        self.failed[kind] = self.failed.get(kind, 0) + (not ok)
+
+    def count(self) -> int:
+        return sum(len(values) for values in self.timings.values())
+
+    def summary(self) -> dict[str, dict]:
+        return {
+            kind: {
+                "count": len(values),
+                "failed": self.failed.get(kind, 0),
+                "p50_ms": round(percentile(values, 50), 1),
+                "p99_ms": round(percentile(values, 99), 1),
+            }
+            for kind, values in sorted(self.timings.items())
+        }
+
+
 # --- the fake model's side of the journey ---------------------------------------------------------
 
 CARD_AFTER_TURNS = 3  # the interviewer proposes a card after this many participant messages

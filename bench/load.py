@@ -26,13 +26,13 @@ import random
 import sys
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.journey import (  # noqa: E402
+    RequestLog,
     Visitor,
     cluster,
     percentile,
@@ -57,13 +57,8 @@ def main() -> None:
     def think(median: float):
         return lambda: rng.lognormvariate(math.log(median), 0.5) / args.speed_up
 
-    timings: dict[str, list[float]] = {}
-    failed: Counter[str] = Counter()
+    log = RequestLog()
     errors: list[str] = []
-
-    def record(kind: str, seconds: float, ok: bool) -> None:
-        timings.setdefault(kind, []).append(seconds * 1000)
-        failed[kind] += not ok
 
     name = f"moralgraph_load_{uuid.uuid4().hex[:8]}"
     with cluster(
@@ -79,7 +74,7 @@ def main() -> None:
             f"replies of {args.reply_tokens} tokens at {args.tokens_per_second}/s",
             flush=True,
         )
-        visitors = [Visitor(c.servers, i, record) for i in range(args.participants)]
+        visitors = [Visitor(c.servers, i, log.record) for i in range(args.participants)]
 
         async def journey(visitor: Visitor) -> None:
             try:
@@ -104,16 +99,8 @@ def main() -> None:
         elapsed = asyncio.run(everyone())
         memory = {name: round(tree_peak_rss_mib(pid), 1) for name, pid in c.pids().items()}
     replies = [s * 1000 for v in visitors for s in v.turn_seconds]
-    requests = sum(len(values) for values in timings.values())
-    per_kind = {
-        kind: {
-            "count": len(values),
-            "failed": failed[kind],
-            "p50_ms": round(percentile(values, 50), 1),
-            "p99_ms": round(percentile(values, 99), 1),
-        }
-        for kind, values in sorted(timings.items())
-    }
+    requests = log.count()
+    per_kind = log.summary()
     worst_p99 = max((k["p99_ms"] for k in per_kind.values()), default=math.nan)
     result = {
         "participants": args.participants,
@@ -126,7 +113,7 @@ def main() -> None:
         "reply_ms_p99": round(percentile(replies, 99), 1),
         "per_kind": per_kind,
         "worst_non_llm_p99_ms": worst_p99,
-        "errors": len(errors) + sum(failed.values()),
+        "errors": len(errors) + sum(log.failed.values()),
         "error_kinds": sorted(set(errors))[:10],
         "peak_rss_mib": memory,
         "within_target": not errors and worst_p99 < TARGET_P99_MS,

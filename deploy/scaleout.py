@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.journey import CARD_AFTER_TURNS, Visitor, cluster, percentile  # noqa: E402
+from bench.journey import CARD_AFTER_TURNS, RequestLog, Visitor, cluster  # noqa: E402
 
 PARALLEL = 50  # participants in the middle of a step at the same moment
 
@@ -186,14 +186,8 @@ def main() -> None:
         from graph.pipeline import Kind, run_scoring
 
         deliberation = Deliberation.objects.get(slug="demo")
-        timings: dict[str, list[float]] = {}
-        failed: Counter[str] = Counter()
-
-        def record(kind: str, seconds: float, ok: bool) -> None:
-            timings.setdefault(kind, []).append(seconds * 1000)
-            failed[kind] += not ok
-
-        visitors = [Visitor(c.servers, i, record) for i in range(args.participants)]
+        log = RequestLog()
+        visitors = [Visitor(c.servers, i, log.record) for i in range(args.participants)]
         print(
             f"{args.participants} participants, servers {c.servers}, 2 workers, database {name}",
             flush=True,
@@ -257,15 +251,7 @@ def main() -> None:
             "judgments": judgments,
             "hypotheses": UpgradeHypothesis.objects.filter(deliberation=deliberation).count(),
             "scoring_equal_to_single_process": same_scores,
-            "requests": {
-                kind: {
-                    "count": len(values),
-                    "failed": failed[kind],
-                    "p50_ms": round(percentile(values, 50), 1),
-                    "p99_ms": round(percentile(values, 99), 1),
-                }
-                for kind, values in sorted(timings.items())
-            },
+            "requests": log.summary(),
             "problems": len(problems),
             "problem_examples": problems[:10],
             "elapsed_seconds": round(time.monotonic() - started, 1),
