@@ -5,7 +5,7 @@ REDIS_URL, two ASGI servers, two Celery workers, the fake model streaming at a r
 then N simulated participants, all in flight at once, each going through the journey with think
 times drawn like a person's (log-normal, median 20 s before each message and 8 s before each
 judgment), divided by --speed-up (printed): join, a three-message interview over websockets,
-card, matching, vote, then the upgrade stories once the workers wrote them, and the end page.
+card, matching, vote, the upgrade stories the workers have written by then, and the end page.
 
 Printed: throughput, p50/p99 latency per kind of request (and per streamed reply, which includes
 the model's own time), errors, and the peak memory of each process. Target on a 2-core machine:
