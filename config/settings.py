@@ -274,6 +274,24 @@ LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", 2, minimum=0)
 LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", 0.7, minimum=0, maximum=2)
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL") or "text-embedding-3-small"
 EMBEDDING_BACKEND = env.choice("EMBEDDING_BACKEND", "lexical", {"lexical", "openai", "minilm"})
+
+
+def _threshold(name: str) -> float | None:
+    """Unset: the embedding backend's own default (graph/embeddings.py, from bench/dedup.py)."""
+    return env.float(name, 0.0, minimum=0.0, maximum=1.0) if env.str(name) else None
+
+
+# Deduplication: a card whose similarity to a value is >= SAME joins it, < DIFFERENT is a new
+# value; in between, the language-model judge is asked about the JUDGE_CANDIDATES nearest values.
+DEDUP_SAME_THRESHOLD = _threshold("DEDUP_SAME_THRESHOLD")
+DEDUP_DIFFERENT_THRESHOLD = _threshold("DEDUP_DIFFERENT_THRESHOLD")
+if (
+    DEDUP_SAME_THRESHOLD is not None
+    and DEDUP_DIFFERENT_THRESHOLD is not None
+    and DEDUP_DIFFERENT_THRESHOLD > DEDUP_SAME_THRESHOLD
+):
+    raise ImproperlyConfigured("DEDUP_DIFFERENT_THRESHOLD must not be above DEDUP_SAME_THRESHOLD.")
+DEDUP_JUDGE_CANDIDATES = env.int("DEDUP_JUDGE_CANDIDATES", 2, minimum=1)
 MODERATION_BACKEND = env.choice("MODERATION_BACKEND", "auto", {"auto", "openai", "rules", "off"})
 MODERATION_MODEL = env.str("MODERATION_MODEL") or "omni-moderation-latest"
 # A moderator's claim on a queue item lapses after this long, so an abandoned item comes back.

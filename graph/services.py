@@ -6,9 +6,12 @@ queued only when the transaction commits.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -16,7 +19,7 @@ from django.utils import timezone
 from elicit import llm
 from elicit.models import Deliberation, ValuesCard
 from graph import embeddings
-from graph.models import CanonicalValue, DedupDecision, PipelineJob
+from graph.models import CanonicalValue, CardEmbedding, DedupDecision, PipelineJob
 
 logger = logging.getLogger(__name__)
 
@@ -60,10 +63,106 @@ def value_text(value: CanonicalValue) -> str:
     return embeddings.value_text(value.title, value.description, value.policies)
 
 
+# --- Vectors of cards and values ---------------------------------------------------------------
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def card_vectors(cards: Sequence[ValuesCard], engine=None):
+    """The cards' vectors, one row per card in order. The backend is asked only for cards whose
+    current wording has no stored vector (CardEmbedding, keyed by backend, model and a hash of
+    the text): each card is embedded once per wording, however many cards come after it."""
+    engine = engine or embeddings.backend()
+    texts = [card_text(c) for c in cards]
+    hashes = [text_hash(t) for t in texts]
+    stored = {
+        card_id: (digest, bytes(vector), dimensions)
+        for card_id, digest, vector, dimensions in CardEmbedding.objects.filter(
+            card__in=[c.pk for c in cards], backend=engine.name, model=engine.model
+        ).values_list("card_id", "text_hash", "vector", "dimensions")
+    }
+    blobs: list[bytes] = [b"" for _ in cards]
+    fresh = []
+    dimensions = 0
+    for i, card in enumerate(cards):
+        digest, blob, dimensions_stored = stored.get(card.pk, ("", b"", 0))
+        if digest == hashes[i]:
+            blobs[i], dimensions = blob, dimensions_stored
+        else:
+            fresh.append(i)
+    if fresh:
+        matrix = engine.embed([texts[i] for i in fresh])
+        dimensions = matrix.shape[1]
+        for row, i in enumerate(fresh):
+            blobs[i] = embeddings.to_bytes(engine, matrix[row])
+            # update_or_create: two workers may embed the same card; both store the same.
+            CardEmbedding.objects.update_or_create(
+                card_id=cards[i].pk,
+                backend=engine.name,
+                model=engine.model,
+                defaults=dict(dimensions=dimensions, vector=blobs[i], text_hash=hashes[i]),
+            )
+    return embeddings.from_bytes(engine, blobs, dimensions)
+
+
+def _members(values: Sequence[CanonicalValue]) -> dict[int, list[ValuesCard]]:
+    """The cards behind each value (including those of values merged into it), hidden cards
+    left out, oldest first."""
+    ids = [v.pk for v in values]
+    members: dict[int, list[ValuesCard]] = {pk: [] for pk in ids}
+    cards = (
+        ValuesCard.objects.filter(Q(canonical__in=ids) | Q(canonical__merged_into__in=ids))
+        .exclude(approval=ValuesCard.Approval.HIDDEN)
+        .select_related("canonical")
+        .order_by("created_at", "id")
+    )
+    for card in cards:
+        owner = card.canonical_id if card.canonical_id in members else card.canonical.merged_into_id
+        members[owner].append(card)
+    return members
+
+
+def value_vectors(values: Sequence[CanonicalValue], engine=None):
+    """One unit row per value: the centroid of its cards' vectors, or for a value without
+    cards (made by hand) the vector of its own wording."""
+    engine = engine or embeddings.backend()
+    members = _members(values)
+    cards = [card for v in values for card in members[v.pk]]
+    bare = [v for v in values if not members[v.pk]]
+    parts = []
+    if cards:
+        parts.append(card_vectors(cards, engine))
+    if bare:
+        parts.append(engine.embed([value_text(v) for v in bare]))
+    if not parts:
+        return None
+    matrix = embeddings.stack(parts)
+    groups, start, extra = [], 0, len(cards)
+    for v in values:
+        n = len(members[v.pk])
+        if n:
+            groups.append(range(start, start + n))
+            start += n
+        else:
+            groups.append([extra])
+            extra += 1
+    return embeddings.centroids(matrix, groups)
+
+
 @dataclass(frozen=True)
 class Neighbour:
     value: CanonicalValue
     similarity: float
+
+
+def _neighbours(card: ValuesCard, values: list[CanonicalValue], engine) -> list[Neighbour]:
+    """Every value with the card's similarity to it, most similar first (ties: oldest)."""
+    if not values:
+        return []
+    sims = embeddings.similarities(card_vectors([card], engine)[0], value_vectors(values, engine))
+    return [Neighbour(values[i], float(sims[i])) for i in embeddings.ranked(sims)]
 
 
 def closest_values(*, card: ValuesCard, limit: int = 3, minimum: float = 0.15) -> list[Neighbour]:
@@ -71,8 +170,30 @@ def closest_values(*, card: ValuesCard, limit: int = 3, minimum: float = 0.15) -
     # A value made from this very card (deduplication may already have run) is not "another
     # participant's value".
     values = list(visible_values(card.deliberation).exclude(representative=card).order_by("id"))
-    ranked = embeddings.nearest(card_text(card), [value_text(v) for v in values], k=limit)
-    return [Neighbour(values[i], s) for i, s in ranked if s >= minimum]
+    ranked = _neighbours(card, values, embeddings.backend())[:limit]
+    return [n for n in ranked if n.similarity >= minimum]
+
+
+def refresh_wording(value: CanonicalValue) -> CanonicalValue:
+    """Give the value the wording of its best card: the one closest to the centroid of its
+    cards, i.e. the most typical way its participants put it (approved cards first in strict
+    moderation, so that the value stays visible). A value worded by hand (made by a
+    moderator, or edited since: its wording is not its representative card's) keeps it."""
+    card = value.representative
+    if card is None or value_text(value) != card_text(card):
+        return value
+    cards = _members([value])[value.pk]
+    if value.deliberation.moderation_mode == Deliberation.ModerationMode.STRICT:
+        approved = [c for c in cards if c.approval == ValuesCard.Approval.APPROVED]
+        cards = approved or cards
+    if not cards:
+        return value
+    best = cards[embeddings.most_central(card_vectors(cards))]
+    if best.pk != value.representative_id:
+        value.title, value.description = best.title, best.description
+        value.policies, value.representative = list(best.policies), best
+        value.save(update_fields=["title", "description", "policies", "representative"])
+    return value
 
 
 LINK, JUDGE, NEW = "link", "judge", "new"
@@ -89,6 +210,16 @@ def route(similarity: float | None, thresholds: embeddings.Thresholds) -> str:
     if similarity >= thresholds.different:
         return JUDGE
     return NEW
+
+
+def to_judge(ranked: Sequence[float], thresholds: embeddings.Thresholds) -> int:
+    """In the ambiguous band, how many of the nearest values the judge is asked about, in
+    turn, given the similarities from the most similar down: up to DEDUP_JUDGE_CANDIDATES, as
+    long as they are not clearly different. The nearest value is not always the card's (an
+    atypical card of a popular value may sit closer to a neighbour), and a second question
+    costs less than a split value."""
+    limit = settings.DEDUP_JUDGE_CANDIDATES
+    return sum(1 for similarity in ranked[:limit] if similarity >= thresholds.different)
 
 
 def new_value_from(card: ValuesCard) -> CanonicalValue:
@@ -126,6 +257,7 @@ def _link(
     )
     ValuesCard.objects.filter(pk=card.pk).update(canonical=value)
     card.canonical = value
+    refresh_wording(value)
     return decision
 
 
@@ -160,45 +292,55 @@ def queue_deduplication(card_id: int, *, countdown: int = 0) -> None:
 
 
 def deduplicate(*, card_id: int, job: PipelineJob | None = None) -> DedupDecision | None:
-    """Link a card to the canonical value it expresses, or make it a new one. Clear matches
-    link automatically, clear non-matches become new values, and only the ambiguous band goes
-    to the language-model judge. Every decision records its method, similarity and reason.
-    Running it twice decides once."""
+    """Link a card to the canonical value it expresses, or make it a new one. The card is
+    compared with each value's centroid (see graph/embeddings.py): clear matches link
+    automatically, clear non-matches become new values, and only the ambiguous band goes to
+    the language-model judge, asked about the nearest few values in turn. Every decision
+    records its method, similarity and reason. Running it twice decides once."""
     card = ValuesCard.objects.select_related("deliberation").filter(pk=card_id).first()
     if card is None or DedupDecision.objects.filter(card=card, undone_at__isnull=True).exists():
         return None
     engine = embeddings.backend()
+    thresholds = embeddings.thresholds(engine)
     values = list(visible_values(card.deliberation).order_by("id"))
-    ranked = embeddings.nearest(card_text(card), [value_text(v) for v in values], k=1)
-    best, similarity = (values[ranked[0][0]], ranked[0][1]) if ranked else (None, 0.0)
-    thresholds = engine.thresholds
-    decision = route(similarity if best is not None else None, thresholds)
-    verdict: tuple[bool, str, str, str] | None = None
+    neighbours = _neighbours(card, values, engine)
+    best = neighbours[0] if neighbours else None
+    decision = route(best.similarity if best else None, thresholds)
+    verdicts: list[tuple[Neighbour, tuple[bool, str, str, str]]] = []
     if decision == JUDGE and llm.is_configured():
-        verdict = _judge(card, best)
+        for neighbour in neighbours[: to_judge([n.similarity for n in neighbours], thresholds)]:
+            verdicts.append((neighbour, _judge(card, neighbour.value)))
+            if verdicts[-1][1][0]:  # the same value: no need to ask about the next
+                break
     with transaction.atomic():
         card = ValuesCard.objects.select_for_update().get(pk=card.pk)
         if DedupDecision.objects.filter(card=card, undone_at__isnull=True).exists():
             return None
+        nearest = best.value if best else None
         if decision == LINK:
             return _link(
                 card,
-                best,
+                best.value,
                 method=DedupDecision.Method.AUTO_MATCH,
-                similarity=similarity,
-                nearest=best,
+                similarity=best.similarity,
+                nearest=nearest,
                 job=job,
-                reason=f"{engine.name} similarity {similarity:.3f} >= {thresholds.same}",
+                reason=f"{engine.name} similarity {best.similarity:.3f} >= {thresholds.same}",
             )
-        if verdict is not None:
-            same, reason, model, version = verdict
-            target = best if same else new_value_from(card)
+        if verdicts:
+            judged, (same, reason, model, version) = verdicts[-1]
+            if len(verdicts) > 1:  # say what the judge said about the nearer values too
+                reason = " ".join(
+                    f"[{n.value.title} ({n.similarity:.3f}): "
+                    f"{'same' if v[0] else 'different'}] {v[1]}"
+                    for n, v in verdicts
+                )[:2000]
             return _link(
                 card,
-                target,
+                judged.value if same else new_value_from(card),
                 method=DedupDecision.Method.LLM_JUDGE,
-                similarity=similarity,
-                nearest=best,
+                similarity=judged.similarity,
+                nearest=nearest,
                 reason=reason,
                 model=model,
                 prompt_version=version,
@@ -206,19 +348,19 @@ def deduplicate(*, card_id: int, job: PipelineJob | None = None) -> DedupDecisio
             )
         if best is None:
             reason = "No canonical value existed yet."
-        elif similarity < thresholds.different:
-            reason = f"{engine.name} similarity {similarity:.3f} < {thresholds.different}"
+        elif best.similarity < thresholds.different:
+            reason = f"{engine.name} similarity {best.similarity:.3f} < {thresholds.different}"
         else:
             reason = (
-                f"{engine.name} similarity {similarity:.3f} is ambiguous and no judge "
+                f"{engine.name} similarity {best.similarity:.3f} is ambiguous and no judge "
                 "is configured: kept distinct rather than risk a wrong merge."
             )
         return _link(
             card,
             new_value_from(card),
             method=DedupDecision.Method.NEW_VALUE,
-            similarity=similarity if best else None,
-            nearest=best,
+            similarity=best.similarity if best else None,
+            nearest=nearest,
             reason=reason,
             job=job,
         )

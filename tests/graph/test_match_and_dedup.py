@@ -3,7 +3,7 @@
 import pytest
 
 from elicit.llm import LLMError
-from graph import services
+from graph import embeddings, services
 from graph.models import CanonicalValue, DedupDecision
 from tests.factories import CanonicalValueFactory, DeliberationFactory, ValuesCardFactory
 
@@ -64,13 +64,11 @@ def ambiguous_pair():
     value = value_like(
         card,
         title="Honest facts about events",
-        description="Giving people accurate facts about what happened.",
-        policies=["ACCURATE details of events", "SOURCES people can check", "MOMENTS of doubt"],
+        description="Telling people what happened.",
+        policies=["ACCURATE details of events", "SOURCES people can check", "MOMENTS of confusion"],
     )
-    from graph import embeddings
-
     similarity = embeddings.nearest(services.card_text(card), [services.value_text(value)])[0][1]
-    thresholds = embeddings.backend().thresholds
+    thresholds = embeddings.thresholds(embeddings.backend())
     assert thresholds.different <= similarity < thresholds.same, similarity
     return card, value
 
@@ -179,3 +177,128 @@ def test_a_value_made_from_the_card_itself_is_not_offered_back(ada_with_card):
     assert services.closest_values(card=card) == []
     response = ada.client.get(f"/d/demo/interview/{ada.interview.pk}/match/")
     assert response.status_code == 302
+
+
+# --- Values as the centroid of their cards; the judge asked about the nearest few ---------------
+
+HONEST_ATYPICAL = dict(  # a first card that says more than the others do
+    title="Honest facts about violence and its victims",
+    description="Giving people accurate facts about what happened, without spin, and also "
+    "remembering the victims and what the violence did to their families.",
+    policies=[
+        "ACCURATE details of events",
+        "SOURCES that can be checked",
+        "MOMENTS of doubt",
+        "NAMES of the victims",
+        "FAMILIES of the people who were hurt",
+    ],
+)
+
+
+def test_the_value_takes_the_wording_of_its_most_typical_card_not_its_first():
+    deliberation = DeliberationFactory()
+    first = ValuesCardFactory(deliberation=deliberation, **HONEST_ATYPICAL)
+    services.deduplicate(card_id=first.pk)
+    typical = [ValuesCardFactory(deliberation=deliberation, **JUDGED) for _ in range(2)]
+    for card in typical:
+        decision = services.deduplicate(card_id=card.pk)
+        assert decision.method == DedupDecision.Method.AUTO_MATCH
+    value = CanonicalValue.objects.get()
+    assert value.representative == typical[0]
+    assert (value.title, value.policies) == (JUDGED["title"], JUDGED["policies"])
+
+
+def test_a_value_edited_by_hand_keeps_its_wording_when_cards_join():
+    first = ValuesCardFactory(**JUDGED)
+    value = services.deduplicate(card_id=first.pk).canonical
+    value.title = "Honest facts about violence, edited"
+    value.save()
+    card = ValuesCardFactory(deliberation=first.deliberation, **JUDGED)
+    decision = services.deduplicate(card_id=card.pk)
+    assert decision.canonical == value
+    value.refresh_from_db()
+    assert value.title == "Honest facts about violence, edited"
+
+
+def test_when_the_nearest_value_is_judged_different_the_next_one_is_asked(llm):
+    card, nearest = ambiguous_pair()
+    farther = value_like(
+        card,
+        title="Facts about what happened",
+        description="Telling people the events.",
+        policies=["DETAILS of events", "MOMENTS of confusion", "RECORDS people can check"],
+    )
+    neighbours = services.closest_values(card=card)
+    assert [n.value for n in neighbours[:2]] == [nearest, farther]
+    thresholds = embeddings.thresholds(embeddings.backend())
+    assert neighbours[1].similarity >= thresholds.different, neighbours
+    llm.queue_tool_call("same_value", {"same": False, "reason": "A is about doubt."})
+    llm.queue_tool_call("same_value", {"same": True, "reason": "Both want the record."})
+    decision = services.deduplicate(card_id=card.pk)
+    assert decision.method == DedupDecision.Method.LLM_JUDGE
+    assert (decision.canonical, decision.nearest) == (farther, nearest)
+    assert "A is about doubt." in decision.reason and "Both want the record." in decision.reason
+    assert len(llm.chat_requests) == 2
+
+
+def test_the_judge_is_asked_about_no_more_values_than_the_setting_allows(llm, settings):
+    settings.DEDUP_JUDGE_CANDIDATES = 1
+    card, _ = ambiguous_pair()
+    value_like(
+        card,
+        title="Facts about what happened",
+        description="Telling people the events.",
+        policies=["DETAILS of events", "MOMENTS of confusion", "RECORDS people can check"],
+    )
+    llm.queue_tool_call("same_value", {"same": False, "reason": "A is about doubt."})
+    decision = services.deduplicate(card_id=card.pk)
+    assert decision.method == DedupDecision.Method.LLM_JUDGE
+    assert decision.canonical.representative == card  # a new value: the other was not asked
+    assert len(llm.chat_requests) == 1
+
+
+def test_thresholds_set_in_the_settings_replace_the_backends(settings):
+    settings.LLM_ENABLED = False
+    card, value = ambiguous_pair()
+    settings.DEDUP_SAME_THRESHOLD = 0.5
+    decision = services.deduplicate(card_id=card.pk)
+    assert (decision.method, decision.canonical) == (DedupDecision.Method.AUTO_MATCH, value)
+    assert "0.5" in decision.reason
+
+
+class CountingBackend(embeddings.LexicalBackend):
+    """A dense backend that counts the texts it is asked to embed, as a model would cost."""
+
+    name, model, sparse = "counting", "counting-v1", False
+
+    def __init__(self):
+        super().__init__()
+        self.vectorizer.set_params(n_features=2**10)
+        self.texts = []
+
+    def embed(self, texts):
+        self.texts.extend(texts)
+        dense = super().embed(texts).toarray().astype("float32")
+        return dense
+
+
+def test_each_card_is_embedded_once_per_wording(monkeypatch):
+    from graph.models import CardEmbedding
+
+    engine = CountingBackend()
+    monkeypatch.setattr(embeddings, "backend", lambda name=None: engine)
+    deliberation = DeliberationFactory()
+    cards = [ValuesCardFactory(deliberation=deliberation, **JUDGED) for _ in range(3)]
+    cards.append(ValuesCardFactory(deliberation=deliberation, title="Other", policies=["X y"]))
+    for card in cards:
+        services.deduplicate(card_id=card.pk)
+    assert len(engine.texts) == len(cards)
+    assert CardEmbedding.objects.filter(backend="counting").count() == len(cards)
+    assert CanonicalValue.objects.count() == 2
+    # A card whose wording changed is embedded again, once.
+    first = cards[0]
+    first.title = "Honest facts, reworded"
+    first.save()
+    services.closest_values(card=first)
+    services.closest_values(card=first)
+    assert engine.texts[len(cards) :] == [services.card_text(first)]
