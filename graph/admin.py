@@ -7,7 +7,7 @@ from django.utils.translation import ngettext
 
 from elicit.admin import DeliberationAdmin as ElicitDeliberationAdmin
 from elicit.models import Deliberation
-from graph import models, pipeline
+from graph import models, pipeline, services
 
 
 @admin.register(models.CanonicalValue)
@@ -18,11 +18,46 @@ class CanonicalValueAdmin(admin.ModelAdmin):
     raw_id_fields = ["representative", "merged_into"]
 
 
+@admin.action(description=_("Undo the selected decisions"), permissions=["change"])
+def undo_dedup_decisions(modeladmin, request, queryset):
+    """Undo each selected decision in force (graph.services.undo_decision): a card that joined
+    a value becomes its own, a card that became a new value joins the nearest one. The undone
+    decision is kept, marked with who undid it and when."""
+    undone = 0
+    for decision in queryset.order_by("id"):
+        try:
+            services.undo_decision(decision=decision, user=request.user)
+        except services.UndoError as error:
+            modeladmin.message_user(request, f"{decision}: {error}", messages.WARNING)
+        else:
+            undone += 1
+    if undone:
+        modeladmin.message_user(
+            request,
+            ngettext(
+                "%(n)d decision undone and replaced.",
+                "%(n)d decisions undone and replaced.",
+                undone,
+            )
+            % {"n": undone},
+            messages.SUCCESS,
+        )
+
+
 @admin.register(models.DedupDecision)
 class DedupDecisionAdmin(admin.ModelAdmin):
-    list_display = ["card", "canonical", "method", "similarity", "created_at", "undone_at"]
-    list_filter = ["method"]
-    raw_id_fields = ["card", "canonical", "nearest", "job"]
+    list_display = [
+        "card",
+        "canonical",
+        "method",
+        "similarity",
+        "created_at",
+        "undone_at",
+        "undone_by",
+    ]
+    list_filter = ["method", ("undone_at", admin.EmptyFieldListFilter)]
+    raw_id_fields = ["card", "canonical", "nearest", "job", "undone_by"]
+    actions = [undo_dedup_decisions]
 
 
 @admin.register(models.UpgradeHypothesis)

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from elicit import llm
 from elicit.models import Deliberation, ValuesCard
@@ -283,6 +284,69 @@ def choose_value(*, card: ValuesCard, value: CanonicalValue | None) -> None:
         similarity=None,
         reason="The participant said this is their value.",
     )
+
+
+class UndoError(Exception):
+    """A decision that cannot be undone as asked; the message says why."""
+
+
+def created_by(decision: DedupDecision) -> bool:
+    """Whether the decision made its card a new value (rather than joining one): always for
+    "clearly different"; for a judge's or moderator's decision, when it is the first decision
+    on its value and that value is not the nearest one it saw."""
+    Method = DedupDecision.Method
+    if decision.method == Method.NEW_VALUE:
+        return True
+    if decision.method not in (Method.LLM_JUDGE, Method.MODERATOR):
+        return False
+    if decision.canonical_id == decision.nearest_id:
+        return False
+    first = DedupDecision.objects.filter(canonical=decision.canonical_id).order_by("id").first()
+    return first is not None and first.pk == decision.pk
+
+
+@transaction.atomic
+def undo_decision(*, decision: DedupDecision, user=None) -> DedupDecision:
+    """Undo a deduplication decision that is in force. It is kept, marked undone (when and by
+    whom), and replaced by the opposite decision, recorded as a moderator's so that no later
+    run takes the undone one again:
+
+    - a card that joined a value it did not create becomes a value of its own;
+    - a card that became a new value joins the value the decision found nearest. Its own
+      value, if no other card is left in it, is marked merged into that value (so what refers
+      to it stays traceable); otherwise it keeps its other cards and takes their best wording.
+    """
+    decision = DedupDecision.objects.select_for_update().select_related("card").get(pk=decision.pk)
+    if decision.undone_at is not None:
+        raise UndoError(_("This decision was already undone."))
+    card, left = decision.card, decision.canonical
+    if created_by(decision):
+        target = decision.nearest
+        if target is None or not visible_values(card.deliberation).filter(pk=target.pk).exists():
+            raise UndoError(
+                _("There is no other value to join: the card can only stay a value of its own.")
+            )
+        reason = "Undid decision %(id)d: joined the nearest value instead of a new one."
+    else:
+        target = None
+        reason = "Undid decision %(id)d: kept distinct as a value of its own."
+    decision.undone_at, decision.undone_by = timezone.now(), user
+    decision.save(update_fields=["undone_at", "undone_by"])
+    replacement = _link(
+        card,
+        target or new_value_from(card),
+        method=DedupDecision.Method.MODERATOR,
+        similarity=None,
+        nearest=decision.nearest,
+        reason=reason % {"id": decision.pk},
+    )
+    left.refresh_from_db()
+    if _members([left])[left.pk]:
+        refresh_wording(left)  # if the card carried its wording, the best remaining card does
+    elif target is not None:
+        left.merged_into = target
+        left.save(update_fields=["merged_into"])
+    return replacement
 
 
 def queue_deduplication(card_id: int, *, countdown: int = 0) -> None:

@@ -302,3 +302,83 @@ def test_each_card_is_embedded_once_per_wording(monkeypatch):
     services.closest_values(card=first)
     services.closest_values(card=first)
     assert engine.texts[len(cards) :] == [services.card_text(first)]
+
+
+# --- Undoing a decision ---------------------------------------------------------------------------
+
+
+def linked_pair():
+    """Two cards of one value: the first made it, the second joined it automatically."""
+    first = ValuesCardFactory(**HONEST_ATYPICAL)
+    made = services.deduplicate(card_id=first.pk)
+    second = ValuesCardFactory(deliberation=first.deliberation, **JUDGED)
+    joined = services.deduplicate(card_id=second.pk)
+    assert joined.method == DedupDecision.Method.AUTO_MATCH
+    assert joined.canonical == made.canonical
+    return made, joined
+
+
+def test_undoing_a_link_makes_the_card_a_value_of_its_own_and_keeps_the_decision(admin_user):
+    made, joined = linked_pair()
+    replacement = services.undo_decision(decision=joined, user=admin_user)
+    joined.refresh_from_db()
+    assert (joined.undone_by, joined.undone_at is not None) == (admin_user, True)
+    assert replacement.method == DedupDecision.Method.MODERATOR
+    assert f"Undid decision {joined.pk}" in replacement.reason
+    card = replacement.card
+    card.refresh_from_db()
+    assert card.canonical == replacement.canonical != made.canonical
+    assert replacement.canonical.title == JUDGED["title"]
+    assert CanonicalValue.objects.count() == 2
+    assert services.deduplicate(card_id=card.pk) is None  # no later run re-links it
+
+
+def test_undoing_a_new_value_joins_the_nearest_value_and_retires_the_empty_one(llm):
+    card, value = ambiguous_pair()
+    llm.queue_tool_call("same_value", {"same": False, "reason": "Different."})
+    llm.queue_tool_call("same_value", {"same": False, "reason": "Different."})
+    decision = services.deduplicate(card_id=card.pk)
+    own = decision.canonical
+    assert own != value
+    replacement = services.undo_decision(decision=decision)
+    assert replacement.canonical == value
+    own.refresh_from_db()
+    assert own.merged_into == value
+    assert list(services.visible_values(card.deliberation)) == [value]
+
+
+def test_undoing_the_cards_wording_passes_it_to_the_best_remaining_card():
+    made, joined = linked_pair()
+    third = ValuesCardFactory(deliberation=made.card.deliberation, **JUDGED)
+    services.deduplicate(card_id=third.pk)
+    value = made.canonical
+    value.refresh_from_db()
+    assert value.representative == joined.card
+    services.undo_decision(decision=services.DedupDecision.objects.get(card=joined.card))
+    value.refresh_from_db()
+    assert value.representative == third
+
+
+def test_a_first_value_cannot_be_undone_into_nothing():
+    made = services.deduplicate(card_id=ValuesCardFactory(**JUDGED).pk)
+    with pytest.raises(services.UndoError, match="no other value to join"):
+        services.undo_decision(decision=made)
+    made.refresh_from_db()
+    assert made.undone_at is None
+
+
+def test_an_admin_undoes_decisions_from_the_admin_list(admin_client, admin_user):
+    made, joined = linked_pair()
+    response = admin_client.post(
+        "/admin/graph/dedupdecision/",
+        {"action": "undo_dedup_decisions", "_selected_action": [made.pk, joined.pk]},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "1 decision undone and replaced." in page
+    # The first card made the value when nothing else existed: there is nothing to join.
+    assert "There is no other value to join" in page
+    joined.refresh_from_db()
+    made.refresh_from_db()
+    assert (joined.undone_by, made.undone_at) == (admin_user, None)
