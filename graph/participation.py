@@ -275,6 +275,17 @@ def next_judgment(*, participant: Participant) -> UpgradeJudgment | None:
     return None
 
 
+def story_progress(participant: Participant) -> tuple[int, int]:
+    """(n, of) for "Story n of m" while the participant judges the story shown now: m counts
+    the stories they will actually be asked, which is fewer than the deliberation asks for
+    when fewer pairs are left for them (each pair is shown to a person once)."""
+    answered = answered_count(participant)
+    left = judgments_left(participant)
+    pairs_left = {h.pair_key for h in routing_order(participant)}
+    shown = _pending(participant) is not None  # the story on screen: its pair is already used
+    return answered + 1, answered + min(left, len(pairs_left) + shown)
+
+
 def own_judgment(*, participant: Participant, judgment_id: int) -> UpgradeJudgment | None:
     """One of the participant's judgments, if it may still be shown to them."""
     return (

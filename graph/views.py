@@ -145,7 +145,7 @@ def vote(request, participant):
 
 
 def story_context(participant, judgment: UpgradeJudgment, **extra) -> dict:
-    total = participant.deliberation.judgments_per_participant
+    number, total = participation.story_progress(participant)
     context = {
         "deliberation": participant.deliberation,
         "judgment": judgment,
@@ -153,7 +153,7 @@ def story_context(participant, judgment: UpgradeJudgment, **extra) -> dict:
         "verdicts": UpgradeJudgment.Verdict.choices,
         "verdict": judgment.verdict,
         "comment": judgment.comment,
-        "number": min(total, participation.answered_count(participant) + 1),
+        "number": min(number, total),
         "total": total,
         "comment_max": participation.COMMENT_MAX_CHARS,
         "action": step_url("graph:judge", participant),

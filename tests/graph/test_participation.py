@@ -256,6 +256,37 @@ def test_she_judges_as_many_stories_as_the_deliberation_asks_then_reaches_the_en
     assert "Support without judgment" in html
 
 
+def story_counter(browser) -> str:
+    return re.search(r"Story \d+ of \d+", page(browser.client.get(JUDGE))).group(0)
+
+
+def test_the_counter_counts_the_stories_she_will_be_shown_when_fewer_are_left(ada, demo):
+    demo.judgments_per_participant = 4
+    demo.save()
+    a, b = (CanonicalValueFactory(deliberation=demo) for _ in range(2))
+    hypothesis(DISTRESS, a, b)
+    hypothesis(DISTRESS, b, a, is_control=True)  # the same pair: she sees only one of them
+    hypothesis(FAITH)
+    hypothesis(VIOLENCE)
+    assert story_counter(ada) == "Story 1 of 3"
+    answer(ada)
+    assert story_counter(ada) == "Story 2 of 3"
+    answer(ada)
+    assert story_counter(ada) == "Story 3 of 3"
+    answer(ada)
+    assert ada.client.get(JUDGE)["Location"] == DONE
+
+
+def test_the_counter_stops_at_what_the_deliberation_asks_for(ada, demo):
+    demo.judgments_per_participant = 2
+    demo.save()
+    for _ in range(4):
+        hypothesis(DISTRESS)
+    assert story_counter(ada) == "Story 1 of 2"
+    answer(ada)
+    assert story_counter(ada) == "Story 2 of 2"
+
+
 def test_a_story_shown_is_recorded_before_she_answers_and_a_reload_shows_it_again(ada):
     hypothesis(DISTRESS)
     hypothesis(DISTRESS)
