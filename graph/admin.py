@@ -82,10 +82,18 @@ class UpgradeJudgmentAdmin(admin.ModelAdmin):
     inlines = [JudgmentRevisionInline]
 
 
+class VoteRevisionInline(admin.TabularInline):
+    model = models.VoteRevision
+    extra = 0
+    fields = readonly_fields = ["chosen_titles", "created_at"]
+    can_delete = False
+
+
 @admin.register(models.WisestVote)
 class WisestVoteAdmin(admin.ModelAdmin):
     list_display = ["participant", "question", "shown_at", "answered_at"]
     raw_id_fields = ["participant"]
+    inlines = [VoteRevisionInline]
 
 
 @admin.register(models.PipelineJob)

@@ -289,6 +289,24 @@ class WisestVote(models.Model):
         return f"Wisest-values vote of {self.participant} on {self.question_id}"
 
 
+class VoteRevision(models.Model):
+    """Every answer a participant gave to a wisest-values vote, in order; the vote holds the
+    last. Values chosen are kept as they were named then, so the history reads the same after
+    a value is merged, reworded or deleted."""
+
+    vote = models.ForeignKey(WisestVote, on_delete=models.CASCADE, related_name="revisions")
+    chosen = models.ManyToManyField(CanonicalValue, related_name="+", blank=True)
+    chosen_titles = models.JSONField(default=list)  # [{"id": ..., "title": ...}] at the time
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["vote", "created_at", "id"]
+
+    def __str__(self) -> str:
+        titles = ", ".join(item["title"] for item in self.chosen_titles)
+        return f"{titles} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
 class ScoringRun(models.Model):
     """One scoring of a deliberation's graph: reproducible from what it records."""
 

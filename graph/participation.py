@@ -39,6 +39,7 @@ from graph.models import (
     JudgmentRevision,
     UpgradeHypothesis,
     UpgradeJudgment,
+    VoteRevision,
     WisestVote,
 )
 from graph.services import visible_values
@@ -157,18 +158,32 @@ def vote_values(vote: WisestVote) -> list[CanonicalValue]:
 @transaction.atomic
 def record_vote(*, vote: WisestVote, chosen_ids: Collection[int]) -> WisestVote:
     """Store the values the participant holds wisest: at least one, all among those shown.
-    Changing one's answer replaces it; `answered_at` keeps the time of the first answer."""
-    allowed = {v.pk for v in vote_values(vote)}
+    Changing one's answer replaces it on the vote and appends it to the vote's history
+    (VoteRevision); `answered_at` keeps the time of the first answer. Sending the same choice
+    again stores it once."""
+    allowed = {v.pk: v for v in vote_values(vote)}
     chosen = set(chosen_ids)
     if not chosen:
         raise StepError(_("Please choose at least one value."))
-    if not chosen <= allowed:
+    if not chosen <= allowed.keys():
         raise StepError(_("Please choose among the values shown."))
+    vote = WisestVote.objects.select_for_update().get(pk=vote.pk)
+    if vote.answered_at is not None and set(vote.chosen.values_list("pk", flat=True)) == chosen:
+        return vote  # a resubmitted form, not a new opinion
     vote.chosen.set(chosen)
+    revision = VoteRevision.objects.create(
+        vote=vote,
+        chosen_titles=[{"id": pk, "title": allowed[pk].title} for pk in sorted(chosen)],
+    )
+    revision.chosen.set(chosen)
     if vote.answered_at is None:
         vote.answered_at = timezone.now()
         vote.save(update_fields=["answered_at"])
     return vote
+
+
+def vote_history(vote: WisestVote) -> list[VoteRevision]:
+    return list(vote.revisions.order_by("created_at", "id"))
 
 
 # --- Upgrade judgments --------------------------------------------------------------------------

@@ -157,6 +157,34 @@ def test_coming_back_to_the_vote_shows_her_answer_and_lets_her_change_it(ada):
     assert WisestVote.objects.count() == 1
 
 
+def test_every_answer_to_the_vote_is_kept_in_its_history_in_order(ada):
+    values = [value_for(question("abortion"), f"Value {n}") for n in range(3)]
+    ada.client.get(VOTE)
+    ada.client.post(VOTE, {"value": [values[0].pk]})
+    ada.client.post(VOTE, {"value": [values[0].pk]})  # the same form sent twice
+    ada.client.post(VOTE, {"value": [values[2].pk, values[1].pk]})
+    vote = WisestVote.objects.get()
+    history = participation.vote_history(vote)
+    assert [set(r.chosen.all()) for r in history] == [{values[0]}, {values[1], values[2]}]
+    assert [t["title"] for t in history[1].chosen_titles] == ["Value 1", "Value 2"]
+    assert history[0].created_at <= history[1].created_at
+    # The history reads the same after a value is reworded.
+    values[0].title = "Reworded"
+    values[0].save()
+    first = participation.vote_history(vote)[0]
+    assert first.chosen_titles == [{"id": values[0].pk, "title": "Value 0"}]
+
+
+def test_a_refused_vote_leaves_the_history_alone(ada):
+    values = [value_for(question("abortion"), f"Value {n}") for n in range(3)]
+    ada.client.get(VOTE)
+    ada.client.post(VOTE, {"value": [values[0].pk]})
+    assert ada.client.post(VOTE, {"value": []}).status_code == 422
+    vote = WisestVote.objects.get()
+    assert [set(r.chosen.all()) for r in participation.vote_history(vote)] == [{values[0]}]
+    assert set(vote.chosen.all()) == {values[0]}
+
+
 def test_a_reload_shows_the_same_values_even_when_more_arrive(ada):
     abortion = question("abortion")
     for n in range(6):
