@@ -99,3 +99,31 @@ def test_minilm_sees_a_paraphrase_in_other_words():
     similarity = float(vectors[0] @ vectors[1])
     assert similarity >= engine.thresholds.different
     assert float(vectors[0] @ vectors[2]) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_values_centroid_sits_between_its_cards_and_its_most_central_card_is_typical():
+    engine = embeddings.backend("lexical")
+    cards = [HONEST, HONEST_PARAPHRASE, dict(HONEST, policies=HONEST["policies"][:2]), SPARING]
+    matrix = engine.embed([text(c) for c in cards])
+    honest, sparing = embeddings.centroids(matrix, [range(3), [3]])
+    assert embeddings.similarities(matrix[3], sparing)[0] == pytest.approx(1.0, abs=1e-6)
+    to_honest = embeddings.similarities(honest, matrix[:3])
+    # Closer to each of its cards than the outsider is, and no card is farther than the
+    # cards are from each other.
+    assert to_honest.min() > embeddings.similarities(honest, matrix[3])[0]
+    assert embeddings.most_central(matrix[:3]) in (0, 1)  # not the card with half the policies
+
+
+@pytest.mark.parametrize("name", ["lexical", "dense"])
+def test_stored_vectors_read_back_as_the_same_rows(name):
+    class Dense:
+        sparse = False
+
+    engine = embeddings.backend("lexical") if name == "lexical" else Dense()
+    matrix = embeddings.backend("lexical").embed([text(HONEST), text(SPARING)])
+    if name == "dense":
+        matrix = matrix.toarray()
+    blobs = [embeddings.to_bytes(engine, matrix[i]) for i in range(2)]
+    back = embeddings.from_bytes(engine, blobs, matrix.shape[1])
+    difference = back - matrix
+    assert abs(difference).max() == 0
