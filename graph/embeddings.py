@@ -59,12 +59,12 @@ class LexicalBackend:
     model = "hashing-1-2gram-v1"
     sparse = True  # stored as its non-zero entries (CardEmbedding)
     # From bench/dedup.py (1,200 synthetic cards, 38 values, judge answering from the labels,
-    # centroid matching, 2 candidates judged), 11 seeds: same=0.60, different=0.35 gives
-    # precision 1.000 with and without a judge on every seed, recall 0.92-0.99 with the judge
-    # at 0.16-0.18 judge calls per card. Precision stays 1.000 down to same=0.40 on these
-    # seeds, but two single cards of distinct values that share words reach 0.58 here (a new
-    # value's centroid is its one card), so `same` stays above that: participants' wording
-    # varies more than the generator's.
+    # centroid matching, 2 candidates judged), 11 seeds (20240610, 7, 11, 99, 1-6, 8):
+    # same=0.60, different=0.35 gives precision 1.000 with and without a judge on every seed,
+    # recall 0.92-0.99 with the judge at 0.15-0.18 judge calls per card. Precision stays 1.000
+    # down to same=0.40 on these seeds, but two single cards of distinct values that share
+    # words reach 0.58 here (a new value's centroid is its one card), so `same` stays above
+    # that: participants' wording varies more than the generator's.
     thresholds = Thresholds(same=0.60, different=0.35)
 
     def __init__(self) -> None:
@@ -108,11 +108,12 @@ class MiniLMBackend:
     model = "all-MiniLM-L6-v2"
     sparse = False
     # From bench/dedup.py (1,200 synthetic cards, 38 values, judge answering from the labels,
-    # centroid matching, 2 candidates judged), 11 seeds: same=0.76, different=0.56 gives
+    # centroid matching, 2 candidates judged), the same 11 seeds: same=0.76, different=0.56 gives
     # precision >= 0.995 and recall >= 0.989 at <= 0.09 judge calls per card on every seed.
     # same=0.72 (the value of first-card matching) lets precision fall to 0.98 on some seeds;
     # same=0.70 to 0.91. Matching the first card of each value instead of the centroid gave
-    # recall 0.57-0.96 at the same thresholds (an atypical first card split a popular value).
+    # recall 0.57-0.96 at same=0.72, different=0.52 (an atypical first card split a popular
+    # value).
     thresholds = Thresholds(same=0.76, different=0.56)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

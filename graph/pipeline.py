@@ -258,10 +258,11 @@ class PlannedPair:
 
 
 def _similarity_matrix(values: list[CanonicalValue]) -> np.ndarray:
-    """Cosine similarity of every pair of values, with the configured embedding backend."""
+    """Cosine similarity of every pair of values (their centroids, as deduplication sees
+    them; the cards' stored vectors are reused), with the configured embedding backend."""
     if not values:
         return np.zeros((0, 0))
-    matrix = embeddings.backend().embed([services.value_text(v) for v in values])
+    matrix = services.value_vectors(values)
     product = matrix @ matrix.T
     if hasattr(product, "toarray"):
         product = product.toarray()
