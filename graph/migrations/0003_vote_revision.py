@@ -21,7 +21,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('graph', '0001_initial'),
+        ('graph', '0002_pilotrun'),
     ]
 
     operations = [
