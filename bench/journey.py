@@ -357,11 +357,16 @@ class Visitor:
         page = await self.request("match", "GET", path)
         if page.status_code == 302:
             return
-        offered = re.findall(r'name="value" value="(\d+)"', page.text)
-        self.chose_value = offered[0] if offered and self.index % 3 == 0 else "distinct"
-        response = await self.post_form("match", path, page.text, {"value": self.chose_value})
-        if response.status_code != 302:
-            raise JourneyError(f"match answered {response.status_code}")
+        for _attempt in range(3):
+            offered = re.findall(r'name="value" value="(\d+)"', page.text)
+            self.chose_value = offered[0] if offered and self.index % 3 == 0 else "distinct"
+            response = await self.post_form("match", path, page.text, {"value": self.chose_value})
+            if response.status_code == 302:
+                return
+            if response.status_code != 422:
+                break
+            page = response  # a value was merged meanwhile: choose among those shown now
+        raise JourneyError(f"match answered {response.status_code}")
 
     async def vote(self) -> None:
         page = await self.request("vote", "GET", "/d/demo/vote/")
