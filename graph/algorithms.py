@@ -3,7 +3,8 @@
 This module is the whole analysis, written so that a researcher can check it against the method
 (Klingefjord, Lowe, Edelman 2024, "What are human values, and how do we align AI to them?").
 It is pure: numpy, scipy and networkx-compatible semantics, no Django, no database, no clock,
-no randomness. The same judgments and parameters always give bit-for-bit the same result.
+no unseeded randomness (the bootstrap takes its seed as an argument). The same judgments and
+parameters always give bit-for-bit the same result.
 
 The pipeline, in the order `score` runs it:
 
@@ -73,6 +74,13 @@ The pipeline, in the order `score` runs it:
      (``scores``, ``winners``, ``support``...) keep meaning PageRank, the reference, and the
      Bradley-Terry figures sit beside them under ``bradley_terry``.
 
+8. **How sure, and for whom** (`bootstrap_participants`, `group_results`, `bridging_values`).
+   Resampling the participants with replacement and scoring again gives each value a
+   percentile confidence interval and a *win rate* (how often it wins across samples).
+   Scoring each demographic group's judgments alone says whether the overall winner also wins
+   within every group, and which group supports it least. A value *bridges* when upgrades
+   towards it come from people of different groups.
+
 Everything a run depends on is in `ScoringParams` (serialisable with `ScoringParams.to_dict`)
 and `ALGORITHM_VERSION`; a stored run can therefore be reproduced and two runs diffed.
 """
@@ -106,10 +114,13 @@ __all__ = [
     "Support",
     "SupportAssessment",
     "Verdict",
+    "bootstrap_participants",
     "bradley_terry_comparisons",
+    "bridging_values",
     "build_context_graphs",
     "edge_table",
     "fit_bradley_terry",
+    "group_results",
     "keep_mask",
     "outcome_entropy_bits",
     "pagerank",
@@ -1140,3 +1151,233 @@ def score(
         n_judgments=len(judgments),
         primary=Estimator(primary),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Step 7: uncertainty (bootstrap over participants) and groups
+# --------------------------------------------------------------------------------------------
+
+
+def _pagerank_contexts(
+    judgments: JudgmentArrays,
+    params: ScoringParams,
+    values_by_context: Mapping[int, Iterable[int]] | None,
+) -> dict[int, ContextResult]:
+    """Steps 2-6 with PageRank alone (no Bradley-Terry fit): what the bootstrap and the group
+    results re-run many times. Bradley-Terry carries its own standard errors."""
+    edges = edge_table(judgments, params)
+    graphs = build_context_graphs(edges, values_by_context=values_by_context)
+    return {graph.context_id: score_context(graph, params) for graph in graphs}
+
+
+def _competition_rank(scores: FloatArray, index: int, tie_tolerance: float) -> int:
+    """1 + how many values score clearly above value *index* (ties share the better rank)."""
+    return 1 + int(np.count_nonzero(scores > scores[index] + tie_tolerance))
+
+
+def bootstrap_participants(
+    judgments: JudgmentArrays,
+    params: ScoringParams,
+    *,
+    values_by_context: Mapping[int, Iterable[int]] | None = None,
+    reference: ScoringResult,
+    samples: int,
+    seed: int,
+    level: float = 0.95,
+) -> dict[int, dict[str, Any]]:
+    """Percentile confidence intervals and win rates per value, by resampling participants.
+
+    A sample draws as many participants as took part, uniformly *with replacement* (so some
+    come twice and some not at all), takes every judgment of each drawn participant as many
+    times as they were drawn, and scores the result with the same parameters and listed
+    values. Resampling people rather than single judgments respects that one person's
+    judgments are not independent of each other.
+
+    For each context of *reference* (the run on all judgments) and each of its values:
+
+    - ``ci_low``/``ci_high``: the (1 - level) / 2 and (1 + level) / 2 percentiles of the value's
+      score over the samples (numpy's default linear interpolation). A value that a sample lost
+      altogether (judged only by people not drawn, and not listed in *values_by_context*)
+      scores 0 in that sample.
+    - ``win_rate``: the share of samples in which the value is a winner; k tied winners get
+      1/k each, so a context's win rates sum to 1.
+
+    Draws come from ``numpy.random.default_rng(seed)`` over the participants sorted by id, so
+    the same judgments, parameters, samples and seed give bit-for-bit the same figures. The
+    scores resampled are PageRank's (the reference method's); winners are PageRank's too.
+    """
+    if samples < 1:
+        raise ValueError("samples must be >= 1")
+    if not 0.0 < level < 1.0:
+        raise ValueError("level must be in (0, 1)")
+    people, row_person = np.unique(judgments.participant, return_inverse=True)
+    rng = np.random.default_rng(seed)
+    contexts = reference.contexts
+    draws = {c: np.zeros((samples, len(r.values))) for c, r in contexts.items()}
+    wins = {c: np.zeros(len(r.values)) for c, r in contexts.items()}
+    for sample in range(samples):
+        if len(people):
+            drawn = np.bincount(
+                rng.integers(0, len(people), size=len(people)), minlength=len(people)
+            )
+            rows = np.repeat(np.arange(len(judgments)), drawn[row_person])
+            sampled = judgments.select(rows)
+        else:
+            sampled = judgments
+        result = _pagerank_contexts(sampled, params, values_by_context)
+        for context_id, ref in contexts.items():
+            got = result.get(context_id)
+            if got is None:
+                continue
+            position = np.searchsorted(got.values, ref.values)
+            present = (position < len(got.values)) & (
+                got.values[np.minimum(position, len(got.values) - 1)] == ref.values
+            )
+            draws[context_id][sample, present] = got.score_array[position[present]]
+            winners = np.isin(ref.values, np.asarray(got.winners, dtype=np.int64))
+            if winners.any():
+                wins[context_id][winners] += 1.0 / np.count_nonzero(winners)
+    low, high = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+    out = {}
+    for context_id, scores in draws.items():
+        ci_low, ci_high = np.percentile(scores, [low, high], axis=0)
+        out[context_id] = {
+            "samples": samples,
+            "seed": seed,
+            "level": level,
+            "ci_low": ci_low.tolist(),
+            "ci_high": ci_high.tolist(),
+            "win_rate": (wins[context_id] / samples).tolist(),
+        }
+    return out
+
+
+def group_results(
+    judgments: JudgmentArrays,
+    params: ScoringParams,
+    *,
+    groups: Mapping[int, str],
+    reference: ScoringResult,
+    values_by_context: Mapping[int, Iterable[int]] | None = None,
+) -> dict[str, Any]:
+    """Score each group's judgments alone and compare with the overall winner, per context.
+
+    *groups* maps a participant id to their group (e.g. their answer to "political
+    affiliation"); participants without a group are left out of every group but still count
+    in *reference*. For each context of *reference* and each group that judged in it:
+
+    - ``winners``: the group's own winners; ``winner_wins``: whether one of the overall
+      winners is among them;
+    - ``winner_score`` and ``winner_rank``: the best score and rank (1 = top, ties share the
+      better rank) that an overall winner gets from this group.
+
+    ``worst`` names the group that supports the overall winner least: the highest rank, then
+    the lowest score, then the group name. Reporting it beside the overall figure shows whether
+    the target holds for everyone or only on average. A group that did not judge in a context
+    is listed with ``judgments`` 0 and no figures: it gives no evidence either way. Scores and
+    winners are PageRank's (the reference method's), in the groups as overall.
+    """
+    labels = sorted(set(groups.values()))
+    person_group = {int(p): g for p, g in groups.items()}
+    row_group = np.array(
+        [person_group.get(int(p), "") for p in judgments.participant.tolist()], dtype=object
+    )
+    by_group = {}
+    for label in labels:
+        mask = row_group == label
+        subset = judgments.select(mask)
+        by_group[label] = (subset, _pagerank_contexts(subset, params, values_by_context))
+    contexts = []
+    for context_id, ref in reference.contexts.items():
+        overall_winners = np.asarray(ref.winners, dtype=np.int64)
+        rows = []
+        for label in labels:
+            subset, result = by_group[label]
+            in_context = subset.context == context_id
+            n_judgments = int(np.count_nonzero(in_context))
+            row: dict[str, Any] = {
+                "group": label,
+                "participants": len(np.unique(subset.participant[in_context])),
+                "judgments": n_judgments,
+            }
+            got = result.get(context_id)
+            if n_judgments and got is not None and len(overall_winners):
+                where = np.flatnonzero(np.isin(got.values, overall_winners))
+                ranks = [_competition_rank(got.score_array, i, params.tie_tolerance) for i in where]
+                row.update(
+                    winners=list(got.winners),
+                    winner_wins=bool(np.isin(overall_winners, got.winners).any()),
+                    winner_score=float(got.score_array[where].max()) if len(where) else 0.0,
+                    winner_rank=min(ranks) if ranks else len(got.values) + 1,
+                )
+            rows.append(row)
+        judged = [r for r in rows if "winner_rank" in r]
+        worst = max(
+            judged, key=lambda r: (r["winner_rank"], -r["winner_score"], r["group"]), default=None
+        )
+        contexts.append(
+            {
+                "context_id": context_id,
+                "overall_winners": overall_winners.tolist(),
+                "overall_score": float(ref.score_array.max()) if len(ref.values) else None,
+                "groups": rows,
+                "worst": worst["group"] if worst else None,
+                "all_groups_agree": bool(judged) and all(r["winner_wins"] for r in judged),
+            }
+        )
+    return {
+        "groups": [
+            {
+                "group": label,
+                "participants": len(np.unique(by_group[label][0].participant)),
+                "judgments": len(by_group[label][0]),
+            }
+            for label in labels
+        ],
+        "contexts": contexts,
+    }
+
+
+def bridging_values(
+    judgments: JudgmentArrays, edges: EdgeTable, *, groups: Mapping[int, str]
+) -> list[dict[str, Any]]:
+    """Which values are raised by people of different groups, per context.
+
+    Definition: in context C, the *support* of value B is the set of *upgrade* verdicts on
+    stories A -> B whose edge A -> B was kept in the graph (so it actually carries rank to B).
+    B is **bridging** in C when that support comes from at least two different groups, each
+    with at least one upgrade verdict. People without a group are not counted. The counts per
+    group are returned too, so a reader can judge how balanced the support is.
+
+    Returns one entry per (context, value) with any such support, sorted by context and value:
+    ``{"context_id", "value", "by_group": {group: upgrades}, "bridging": bool}``.
+    """
+    if len(judgments) == 0 or len(edges) == 0:
+        return []
+    kept = edges.select(edges.kept)
+    kept_keys = set(
+        zip(kept.context.tolist(), kept.from_value.tolist(), kept.to_value.tolist(), strict=True)
+    )
+    support: dict[tuple[int, int], dict[str, int]] = {}
+    upgrade = judgments.verdict == Verdict.UPGRADE
+    for person, context_id, a, b in zip(
+        judgments.participant[upgrade].tolist(),
+        judgments.context[upgrade].tolist(),
+        judgments.from_value[upgrade].tolist(),
+        judgments.to_value[upgrade].tolist(),
+        strict=True,
+    ):
+        group = groups.get(person)
+        if group is None or (context_id, a, b) not in kept_keys:
+            continue
+        counts = support.setdefault((context_id, b), {})
+        counts[group] = counts.get(group, 0) + 1
+    return [
+        {
+            "context_id": context_id,
+            "value": value,
+            "by_group": dict(sorted(counts.items())),
+            "bridging": len(counts) >= 2,
+        }
+        for (context_id, value), counts in sorted(support.items())
+    ]
