@@ -227,6 +227,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # The pipeline also runs when enough new cards or judgments arrive; the schedule is the safety
 # net that catches the rest (the reference ran hypotheses every 12 hours).
 PIPELINE_INTERVAL_HOURS = env.float("PIPELINE_INTERVAL_HOURS", 12.0, minimum=0.1)
+# Scoring also resamples participants this many times (seeded, so reruns give the same
+# figures) for each value's confidence interval and win rate.
+BOOTSTRAP_SAMPLES = env.int("BOOTSTRAP_SAMPLES", 200, minimum=1)
+BOOTSTRAP_SEED = env.int("BOOTSTRAP_SEED", 20240415, minimum=0)
 CELERY_BEAT_SCHEDULE = {
     "graph-pipeline": {
         "task": "graph.run_scheduled_pipeline",
@@ -272,6 +276,9 @@ LLM_MODEL = env.str("LLM_MODEL") or "gpt-4o"
 LLM_TIMEOUT = env.float("LLM_TIMEOUT", 60.0, minimum=1)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", 2, minimum=0)
 LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", 0.7, minimum=0, maximum=2)
+# Prices per million tokens, for the estimated cost on the research dashboard (0: unknown).
+LLM_PRICE_PROMPT_PER_MTOK = env.float("LLM_PRICE_PROMPT_PER_MTOK", 0.0, minimum=0)
+LLM_PRICE_COMPLETION_PER_MTOK = env.float("LLM_PRICE_COMPLETION_PER_MTOK", 0.0, minimum=0)
 EMBEDDING_MODEL = env.str("EMBEDDING_MODEL") or "text-embedding-3-small"
 EMBEDDING_BACKEND = env.choice("EMBEDDING_BACKEND", "lexical", {"lexical", "openai", "minilm"})
 
@@ -413,4 +420,6 @@ LOGGING = {
     },
 }
 
-LOGIN_URL = "admin:login"
+LOGIN_URL = "research:login"
+LOGIN_REDIRECT_URL = "research:index"
+LOGOUT_REDIRECT_URL = "research:login"

@@ -55,7 +55,7 @@ from django.utils.translation import gettext as _
 
 from elicit import llm
 from elicit.models import Context, Deliberation, ModerationFlag, Participant, ValuesCard
-from graph import algorithms, embeddings, quality, services
+from graph import algorithms, embeddings, quality, reconciliation, services
 from graph.apps import DEDUP_DELAY_SECONDS
 from graph.models import (
     CanonicalValue,
@@ -904,6 +904,8 @@ def _reusable_run(
         and latest.input_counts == _json_ready(inputs.counts())
         and latest.code_version == code_version()
         and latest.params == _json_ready(params.to_dict())
+        and (latest.results or {}).get("research_inputs")
+        == _json_ready(reconciliation.extras_key(deliberation=deliberation, inputs=inputs))
     )
     return latest if same else None
 
@@ -999,6 +1001,11 @@ def run_scoring(
             primary=estimator,
         )
         results = _json_ready(result.to_dict())
+        results = _json_ready(
+            reconciliation.with_scoring_extras(
+                results, deliberation=deliberation, inputs=inputs, params=chosen, result=result
+            )
+        )
     except Exception as failure:
         logger.warning("scoring run %s failed: %s", run.pk, _describe(failure))
         with transaction.atomic():
@@ -1164,13 +1171,23 @@ def check_vote_quality(*, deliberation_id: int, job_id: int | None = None) -> Pi
     return _finish(job)
 
 
+def score_and_compare(*, deliberation_id: int, job_id: int | None = None) -> ScoringRun:
+    """The pipeline's scoring step: the reference run, without flagged judgments; and when it
+    left some out, a second run with them (in its own job), so that the results page shows
+    both side by side."""
+    run = run_scoring(deliberation_id=deliberation_id, job_id=job_id)
+    if run.status == ScoringRun.Status.DONE and run.input_counts.get("excluded", {}).get("flagged"):
+        run_scoring(deliberation_id=deliberation_id, include_flagged=True)
+    return run
+
+
 # --- The whole pipeline -----------------------------------------------------------------------
 
 STEPS: tuple[tuple[str, Callable[..., Any]], ...] = (
     (Kind.DEDUPLICATE, deduplicate_pending),
     (Kind.HYPOTHESES, generate_hypotheses),
     (Kind.VOTE_QUALITY, check_vote_quality),
-    (Kind.SCORE, run_scoring),
+    (Kind.SCORE, score_and_compare),
 )
 
 
