@@ -509,9 +509,7 @@ def test_bradley_terry_columns_show_and_a_disagreement_is_said_plainly(rhea_clie
     assert "The estimators disagree: Bradley-Terry picks Value C" in page
 
 
-def test_the_stored_bootstrap_is_reproducible_and_follows_the_seed_setting(
-    rhea_client, settings
-):
+def test_the_stored_bootstrap_is_reproducible_and_follows_the_seed_setting(rhea_client, settings):
     deliberation = rhea_client.deliberation
     scored_world(deliberation)
 
