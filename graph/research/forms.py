@@ -151,21 +151,32 @@ class QuestionForm(forms.Form):
         )
 
 
-class BaseQuestionFormSet(forms.BaseFormSet):
+class RowFormSet(forms.BaseFormSet):
+    """Rows of which the blank ones are ignored, and whose *unique* field must differ."""
+
+    unique: str
+    duplicate_message: str
+
     def clean(self):
         if any(self.errors):
             return
         seen: set[str] = set()
-        for form in self.forms:
-            if form.is_blank():
-                continue
-            slug = form.cleaned_data["slug"]
-            if slug in seen:
-                form.add_error("slug", _("Two questions cannot have the same short name."))
-            seen.add(slug)
+        for form in self.rows():
+            value = form.cleaned_data[self.unique]
+            if value in seen:
+                form.add_error(self.unique, self.duplicate_message)
+            seen.add(value)
 
-    def specs(self) -> list[QuestionSpec]:
-        return [form.spec() for form in self.forms if not form.is_blank()]
+    def rows(self) -> list:
+        return [form for form in self.forms if not form.is_blank()]
+
+    def specs(self) -> list:
+        return [form.spec() for form in self.rows()]
+
+
+class BaseQuestionFormSet(RowFormSet):
+    unique = "slug"
+    duplicate_message = _("Two questions cannot have the same short name.")
 
 
 QuestionFormSet = forms.formset_factory(QuestionForm, formset=BaseQuestionFormSet, extra=1)
@@ -207,20 +218,9 @@ class FieldForm(forms.Form):
         )
 
 
-class BaseFieldFormSet(forms.BaseFormSet):
-    def clean(self):
-        if any(self.errors):
-            return
-        seen: set[str] = set()
-        for form in self.forms:
-            if form.is_blank():
-                continue
-            if form.cleaned_data["key"] in seen:
-                form.add_error("key", _("Two fields cannot have the same key."))
-            seen.add(form.cleaned_data["key"])
-
-    def specs(self) -> list[FieldSpec]:
-        return [form.spec() for form in self.forms if not form.is_blank()]
+class BaseFieldFormSet(RowFormSet):
+    unique = "key"
+    duplicate_message = _("Two fields cannot have the same key.")
 
 
 FieldFormSet = forms.formset_factory(FieldForm, formset=BaseFieldFormSet, extra=1)

@@ -469,19 +469,27 @@ def test_the_results_page_says_when_there_is_nothing_yet(rhea_client):
     assert "No scoring run has finished yet." in page
 
 
+def results_page_of_edited_run(client, edit) -> str:
+    """Score, let *edit* change the stored results in place, and read the results page."""
+    deliberation = client.deliberation
+    run = pipeline.run_scoring(deliberation_id=deliberation.pk)
+    results = run.results
+    edit(results)
+    ScoringRun.objects.filter(pk=run.pk).update(results=results)
+    url = reverse("research:results", kwargs={"slug": deliberation.slug})
+    return client.get(url).content.decode()
+
+
 def test_an_old_run_without_bootstrap_or_groups_still_shows(rhea_client):
     deliberation = rhea_client.deliberation
     scored_world(deliberation)
-    run = pipeline.run_scoring(deliberation_id=deliberation.pk)
-    results = dict(run.results)
-    results.pop("groups")
-    results["contexts"] = [
-        {k: v for k, v in c.items() if k != "bootstrap"} for c in results["contexts"]
-    ]
-    ScoringRun.objects.filter(pk=run.pk).update(results=results)
-    page = rhea_client.get(
-        reverse("research:results", kwargs={"slug": deliberation.slug})
-    ).content.decode()
+
+    def older(results):
+        results.pop("groups")
+        for context in results["contexts"]:
+            context.pop("bootstrap")
+
+    page = results_page_of_edited_run(rhea_client, older)
     assert '<span class="winner">Value B</span>' in page
     assert "no confidence intervals" in page
     assert "No group results in this run" in page
@@ -490,20 +498,16 @@ def test_an_old_run_without_bootstrap_or_groups_still_shows(rhea_client):
 def test_bradley_terry_columns_show_and_a_disagreement_is_said_plainly(rhea_client):
     deliberation = rhea_client.deliberation
     _, values, _ = scored_world(deliberation)
-    run = pipeline.run_scoring(deliberation_id=deliberation.pk)
-    results = dict(run.results)
-    c = dict(results["contexts"][0])
-    c["bradley_terry"] = {
-        "strength": [0.1, 0.2, 0.7],
-        "se": [0.05, 0.05, 0.05],
-        "winners": [values["Value C"].pk],
-    }
-    c["estimators_agree"] = False
-    results["contexts"] = [c]
-    ScoringRun.objects.filter(pk=run.pk).update(results=results)
-    page = rhea_client.get(
-        reverse("research:results", kwargs={"slug": deliberation.slug})
-    ).content.decode()
+
+    def with_bradley_terry(results):
+        results["contexts"][0]["bradley_terry"] = {
+            "strength": [0.1, 0.2, 0.7],
+            "se": [0.05, 0.05, 0.05],
+            "winners": [values["Value C"].pk],
+        }
+        results["contexts"][0]["estimators_agree"] = False
+
+    page = results_page_of_edited_run(rhea_client, with_bradley_terry)
     assert "Bradley-Terry strength" in page
     assert "0.700 ± 0.050" in page
     assert "The estimators disagree: Bradley-Terry picks Value C" in page
