@@ -32,8 +32,21 @@ from graph.research.forms import (
 
 
 @require_safe
-@researcher_required
 def index(request):
+    """The user's deliberations. Where a sign-in without a destination lands, so a moderator
+    with no research role is sent on to the moderation queue."""
+    if (
+        request.user.is_authenticated
+        and not access.is_researcher(request.user)
+        and not access.research_deliberations(request.user).exists()
+        and access.moderated_deliberations(request.user).exists()
+    ):
+        return redirect("moderation:queue")
+    return research_index(request)
+
+
+@researcher_required
+def research_index(request):
     deliberations = access.research_deliberations(request.user).order_by("-created_at")
     return render(
         request,

@@ -525,3 +525,16 @@ def test_the_stored_bootstrap_is_reproducible_and_follows_the_seed_setting(rhea_
     assert first == again and first["seed"] == settings.BOOTSTRAP_SEED
     settings.BOOTSTRAP_SEED += 1
     assert bootstrap("other-seed")["win_rate"] != first["win_rate"]
+
+
+def test_a_moderator_who_signs_in_lands_on_the_moderation_queue(client):
+    deliberation = DeliberationFactory()
+    mo = UserFactory(username="mo")
+    StaffAssignment.objects.create(user=mo, deliberation=deliberation, role="moderator")
+    mo.set_password("a long pass phrase")
+    mo.save()
+    response = client.post(
+        reverse("research:login"), {"username": "mo", "password": "a long pass phrase"}, follow=True
+    )
+    assert response.redirect_chain[-1][0] == reverse("moderation:queue")
+    assert response.status_code == 200
