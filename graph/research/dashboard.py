@@ -50,7 +50,7 @@ def research_index(request):
     deliberations = access.research_deliberations(request.user).order_by("-created_at")
     return render(
         request,
-        "research/index.html",
+        "graph/research/index.html",
         {"deliberations": deliberations, "can_create": access.is_researcher(request.user)},
     )
 
@@ -70,8 +70,8 @@ def new(request):
             )
             messages.success(request, _("Created. Now add its questions and contexts."))
             return redirect("research:edit", slug=deliberation.slug)
-        return render(request, "research/new.html", {"form": form}, status=422)
-    return render(request, "research/new.html", {"form": form})
+        return render(request, "graph/research/new.html", {"form": form}, status=422)
+    return render(request, "graph/research/new.html", {"form": form})
 
 
 @require_http_methods(["GET", "POST"])
@@ -100,7 +100,7 @@ def edit(request, slug):
         "questions": questions,
         "fields": fields,
     }
-    return render(request, "research/edit.html", context, status=status)
+    return render(request, "graph/research/edit.html", context, status=status)
 
 
 def pipeline_context(deliberation) -> dict:
@@ -120,7 +120,7 @@ def dashboard(request, slug):
         "responses": responses,
         "survey": survey,
     }
-    return render(request, "research/dashboard.html", context)
+    return render(request, "graph/research/dashboard.html", context)
 
 
 @require_safe
@@ -130,7 +130,7 @@ def pipeline_status(request, slug):
     deliberation = research_deliberation(request, slug)
     if not request.htmx:
         return redirect("research:dashboard", slug=slug)
-    return render(request, "research/dashboard.html#pipeline", pipeline_context(deliberation))
+    return render(request, "graph/research/dashboard.html#pipeline", pipeline_context(deliberation))
 
 
 @require_POST
@@ -147,7 +147,7 @@ def run_pipeline(request, slug):
     )
     if request.htmx:
         context = {**pipeline_context(deliberation), "notice": notice}
-        return render(request, "research/dashboard.html#pipeline", context)
+        return render(request, "graph/research/dashboard.html#pipeline", context)
     messages.info(request, notice)
     return redirect("research:dashboard", slug=slug)
 
@@ -181,7 +181,7 @@ def results(request, slug):
             reconciliation.excluded_flagged(without_flagged) if without_flagged else 0
         ),
     }
-    return render(request, "research/results.html", context)
+    return render(request, "graph/research/results.html", context)
 
 
 @require_POST
@@ -204,7 +204,7 @@ urlpatterns = [
     path(
         "login/",
         auth_views.LoginView.as_view(
-            template_name="research/login.html", redirect_authenticated_user=True
+            template_name="graph/research/login.html", redirect_authenticated_user=True
         ),
         name="login",
     ),

@@ -538,3 +538,19 @@ def test_a_moderator_who_signs_in_lands_on_the_moderation_queue(client):
     )
     assert response.redirect_chain[-1][0] == reverse("moderation:queue")
     assert response.status_code == 200
+
+
+def test_a_context_without_kept_upgrades_is_shown_as_a_tie_not_a_winner(rhea_client):
+    deliberation = rhea_client.deliberation
+    context = ContextFactory(deliberation=deliberation, text="When nobody judged yet")
+    question = QuestionFactory(deliberation=deliberation)
+    question.contexts.add(context)
+    for title in ("Value A", "Value B"):
+        value = CanonicalValueFactory(deliberation=deliberation, title=title)
+        ValuesCardFactory(deliberation=deliberation, question=question, canonical=value)
+    pipeline.run_scoring(deliberation_id=deliberation.pk)
+    page = rhea_client.get(
+        reverse("research:results", kwargs={"slug": deliberation.slug})
+    ).content.decode()
+    assert "its values are tied, and it has no winner yet" in page
+    assert '<span class="winner">' not in page
