@@ -14,7 +14,7 @@ def create_groups(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
-        ("elicit", "0002_initial"),
+        ("elicit", "0003_participant_view_panel_ids"),
     ]
 
     operations = [migrations.RunPython(create_groups, migrations.RunPython.noop)]
