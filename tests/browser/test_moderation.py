@@ -59,10 +59,12 @@ def seed() -> dict:
 
 def log_in(page: Page) -> None:
     page.goto("/moderation/")
-    expect(page).to_have_url(re.compile(r"/admin/login/"))
+    # The staff sign-in page (settings.LOGIN_URL), which admits moderators who are not
+    # admin staff.
+    expect(page).to_have_url(re.compile(r"/research/login/"))
     page.get_by_label("Username").fill("mo")
     page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(r"/moderation/$"))
 
 
