@@ -26,12 +26,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from elicit.cards import clean_text
-from elicit.models import Deliberation, Participant, Question, ValuesCard
+from elicit.models import Participant, Question, ValuesCard
 from elicit.services import ParticipationError
 from graph import pipeline
 from graph.models import (
@@ -42,7 +42,7 @@ from graph.models import (
     VoteRevision,
     WisestVote,
 )
-from graph.services import visible_values
+from graph.services import shown_values
 
 COMMENT_MAX_CHARS = 2000
 
@@ -57,20 +57,6 @@ def _draw(participant: Participant, kind: str, pk: int) -> str:
 
 
 # --- What moderation lets participants see -----------------------------------------------------
-
-
-def shown_values(deliberation: Deliberation) -> QuerySet[CanonicalValue]:
-    """Values that may be put before participants: visible (graph.services.visible_values), not
-    worded by a card a moderator hid, and in strict moderation mode holding an approved card."""
-    values = visible_values(deliberation).exclude(
-        representative__approval=ValuesCard.Approval.HIDDEN
-    )
-    if deliberation.moderation_mode == Deliberation.ModerationMode.STRICT:
-        approved = ValuesCard.objects.filter(
-            canonical=OuterRef("pk"), approval=ValuesCard.Approval.APPROVED
-        )
-        values = values.filter(Exists(approved))
-    return values
 
 
 # --- The participant's own card and values ------------------------------------------------------

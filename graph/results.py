@@ -23,7 +23,7 @@ from elicit.models import Context, Deliberation, Participant, Question, SurveyRe
 from graph import participation
 from graph.algorithms import EdgeRow
 from graph.models import CanonicalValue, ScoringRun
-from graph.services import visible_values
+from graph.services import shown_values
 
 SURVEY_FIELDS = ("felt_represented", "graph_fair", "clarified_thinking", "trust_process")
 
@@ -189,7 +189,7 @@ def participant_result(participant: Participant) -> ParticipantResult:
         return ParticipantResult(question, value, run, [])
     contexts = list(question.contexts.order_by("id"))
     scores = context_scores(run.results)
-    visible = {v.pk: v for v in visible_values(participant.deliberation)}
+    visible = {v.pk: v for v in shown_values(participant.deliberation)}
     edges = [
         e
         for e in edge_stats(run.results, [c.pk for c in contexts])

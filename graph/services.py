@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -53,6 +53,20 @@ def visible_values(deliberation: Deliberation) -> QuerySet[CanonicalValue]:
             Q(representative__isnull=True)
             | Q(representative__approval=ValuesCard.Approval.APPROVED)
         )
+    return values
+
+
+def shown_values(deliberation: Deliberation) -> QuerySet[CanonicalValue]:
+    """Values that may be put before participants: visible (graph.services.visible_values), not
+    worded by a card a moderator hid, and in strict moderation mode holding an approved card."""
+    values = visible_values(deliberation).exclude(
+        representative__approval=ValuesCard.Approval.HIDDEN
+    )
+    if deliberation.moderation_mode == Deliberation.ModerationMode.STRICT:
+        approved = ValuesCard.objects.filter(
+            canonical=OuterRef("pk"), approval=ValuesCard.Approval.APPROVED
+        )
+        values = values.filter(Exists(approved))
     return values
 
 
@@ -167,10 +181,11 @@ def _neighbours(card: ValuesCard, values: list[CanonicalValue], engine) -> list[
 
 
 def closest_values(*, card: ValuesCard, limit: int = 3, minimum: float = 0.15) -> list[Neighbour]:
-    """The canonical values nearest to a card, most similar first."""
+    """The canonical values nearest to a card, most similar first: only values that may be put
+    before participants (`shown_values`: in strict moderation, approved ones)."""
     # A value made from this very card (deduplication may already have run) is not "another
     # participant's value".
-    values = list(visible_values(card.deliberation).exclude(representative=card).order_by("id"))
+    values = list(shown_values(card.deliberation).exclude(representative=card).order_by("id"))
     ranked = _neighbours(card, values, embeddings.backend())[:limit]
     return [n for n in ranked if n.similarity >= minimum]
 

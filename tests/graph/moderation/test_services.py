@@ -628,3 +628,24 @@ def test_undoing_a_merge_leaves_a_card_split_out_since_where_it_is(
     assert DedupDecision.objects.get(card=card, undone_at__isnull=True).canonical == card.canonical
     a.refresh_from_db()
     assert a.merged_into is None
+
+
+def test_the_match_step_offers_no_value_worded_by_a_card_a_moderator_hid(mo):
+    """'Is one of these your value?' puts other participants' values before the participant:
+    a value whose wording comes from a hidden card is not offered, as in the vote and stories."""
+    from graph.services import closest_values
+
+    deliberation = DeliberationFactory()
+    staff("mo", deliberation, MODERATOR)
+    question = QuestionFactory(deliberation=deliberation)
+    value, card = value_with_card(deliberation, "Honest facts about violence", question=question)
+    mine = ValuesCardFactory(
+        deliberation=deliberation,
+        question=question,
+        participant=ParticipantFactory(deliberation=deliberation),
+        title="Honest facts about violence",
+    )
+    assert value in [n.value for n in closest_values(card=mine)]
+
+    services.hide(actor=mo, target=card, reason="abusive wording")
+    assert value not in [n.value for n in closest_values(card=mine)]
