@@ -2,8 +2,9 @@
 default); the audit log is read-only."""
 
 from django.contrib import admin
+from django.utils.translation import gettext
 
-from elicit import models
+from elicit import models, setup
 from elicit.login import ThrottledAdminLoginForm
 
 
@@ -31,6 +32,14 @@ class DeliberationAdmin(admin.ModelAdmin):
     search_fields = ["title", "slug"]
     prepopulated_fields = {"slug": ["title"]}
     inlines = [ContextInline, QuestionInline, StaffInline]
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            return super().save_model(request, obj, form, change)
+        # A change of the moderation settings goes to the audit log, as from the setup page.
+        setup.save_settings(
+            deliberation=obj, actor=request.user, via=gettext("Changed in the admin.")
+        )
 
 
 @admin.register(models.Question)

@@ -13,7 +13,12 @@ import dataclasses
 from django.db import transaction
 from django.utils.text import slugify
 
+from elicit import audit
 from elicit.models import Context, Deliberation, Question, StaffAssignment
+
+# Settings that decide what participants see and what moderators must do: a change to them is
+# written to the audit log (the moderation log shows it), with who made it.
+MODERATION_SETTINGS = ("moderation_mode", "block_flagged_messages")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +64,30 @@ def create_deliberation(*, title: str, slug: str = "", user) -> Deliberation:
         user=user, deliberation=deliberation, role=StaffAssignment.Role.RESEARCHER
     )
     return deliberation
+
+
+@transaction.atomic
+def save_settings(*, deliberation: Deliberation, actor, via: str) -> None:
+    """Save the deliberation as a form has set it, and log a change of its moderation settings
+    (before and after, who, and *via* which page). The state before is read from the locked
+    row, not from the form, so two people saving at once are both logged truthfully."""
+    before = (
+        Deliberation.objects.select_for_update()
+        .values(*MODERATION_SETTINGS)
+        .get(pk=deliberation.pk)
+    )
+    deliberation.save()
+    changed = [name for name in MODERATION_SETTINGS if getattr(deliberation, name) != before[name]]
+    if changed:
+        audit.record(
+            actor=actor,
+            action="moderation_settings",
+            target=deliberation,
+            deliberation_id=deliberation.pk,
+            reason=via,
+            before={name: before[name] for name in changed},
+            after={name: getattr(deliberation, name) for name in changed},
+        )
 
 
 @transaction.atomic

@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from elicit import audit
 from elicit.cards import CardDraft, validate_card
 from elicit.models import (
     CardRevision,
@@ -69,14 +70,6 @@ def claim_minutes() -> int:
 # --- The audit log ------------------------------------------------------------------------------
 
 
-def describe(target) -> str:
-    """A short, human description of a moderated object for the log."""
-    if target is None:
-        return ""
-    name = target._meta.verbose_name
-    return f"{name} {target.pk}: {target!s}"[:300]
-
-
 def deliberation_of(target) -> int | None:
     """The deliberation id an object belongs to."""
     if isinstance(target, Message):
@@ -97,20 +90,19 @@ def record_action(
     after: dict[str, Any] | None = None,
     reverts: ModerationAction | None = None,
 ) -> ModerationAction:
-    """Append one entry to the audit log. `actor` None means the system (a pipeline rule, a
-    participant's own request). Other features (privacy, exports) call this too."""
+    """Append one entry to the audit log (elicit/audit.py). `actor` None means the system (a
+    pipeline rule, a participant's own request). Other features (privacy, exports) call this
+    too."""
     if deliberation_id is None and target is not None:
         deliberation_id = deliberation_of(target)
-    return ModerationAction.objects.create(
+    return audit.record(
+        actor=actor,
+        action=action,
+        target=target,
         deliberation_id=deliberation_id,
-        actor=actor if actor is not None and actor.is_authenticated else None,
-        action=action[:32],
-        content_type=ContentType.objects.get_for_model(target) if target is not None else None,
-        object_id=target.pk if target is not None else None,
-        target_repr=describe(target),
         reason=reason,
-        before=before or {},
-        after=after or {},
+        before=before,
+        after=after,
         reverts=reverts,
     )
 

@@ -83,7 +83,11 @@ def edit(request, slug):
         questions = QuestionFormSet(request.POST, prefix="q")
         fields = FieldFormSet(request.POST, prefix="f")
         if form.is_valid() and questions.is_valid() and fields.is_valid():
-            form.save()
+            setup.save_settings(
+                deliberation=form.save(commit=False),
+                actor=request.user,
+                via=_("Changed on the setup page."),
+            )
             setup.save_questions(deliberation=deliberation, questions=questions.specs())
             setup.save_demographic_fields(deliberation=deliberation, fields=fields.specs())
             messages.success(request, _("Saved."))
