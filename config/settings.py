@@ -323,10 +323,11 @@ RATE_LIMIT_JOINS_PER_ADDRESS_PER_HOUR = env.int(
 # Failed admin logins allowed per username and per address in a window of so many minutes.
 ADMIN_LOGIN_FAILURES = env.int("ADMIN_LOGIN_FAILURES", 5, minimum=1)
 ADMIN_LOGIN_WINDOW_MINUTES = env.int("ADMIN_LOGIN_WINDOW_MINUTES", 15, minimum=1)
-# A streaming reply that made no progress for this long was cut off (its server died): it is
-# marked partial and the participant, reconnected to another server, is offered a retry.
-# Replies save their progress every 3 seconds while tokens arrive.
-STALE_REPLY_SECONDS = env.int("STALE_REPLY_SECONDS", 30, minimum=5)
+# The server writing a reply touches it every second (a heartbeat, with the text so far), tokens
+# or not. A streaming reply not touched for this long has lost its writer (its server died): it
+# is marked partial, and the participant's page, reconnected to another server, shows it cut off
+# with "Try again" by itself. Higher tolerates longer database stalls; lower recovers sooner.
+STALE_REPLY_SECONDS = env.int("STALE_REPLY_SECONDS", 5, minimum=2)
 
 # --- Security -------------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ def group_name(interview_id: int) -> str:
 class InterviewConsumer(AsyncWebsocketConsumer):
     interview: Interview
     turn: asyncio.Task | None = None
+    watcher: asyncio.Task | None = None
 
     async def connect(self) -> None:
         interview_id = int(self.scope["url_route"]["kwargs"]["interview_id"])
@@ -51,6 +52,8 @@ class InterviewConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.closed = True
+        if self.watcher is not None:
+            self.watcher.cancel()
         if hasattr(self, "interview"):
             await self.channel_layer.group_discard(group_name(self.interview.pk), self.channel_name)
         # The reply task is not cancelled: it finishes and saves the reply for the next visit.
@@ -158,17 +161,52 @@ class InterviewConsumer(AsyncWebsocketConsumer):
 
     async def send_state(self, *, include_card: bool = True) -> None:
         """Everything the page shows, replaced whole: the catch-up after a (re)connect."""
-        html = await interviewer.in_database(self.render_state)(include_card)
+        html, streaming = await interviewer.in_database(self.render_state)(include_card)
         await self.safe_send(html)
+        if streaming is not None:
+            self.watch(streaming)
 
-    def render_state(self, include_card: bool) -> str:
+    def render_state(self, include_card: bool) -> tuple[str, int | None]:
+        """The state's HTML, and the id of a reply it shows as still being written."""
         interview = Interview.objects.select_related("question", "participant__deliberation").get(
             pk=self.interview.pk
         )
         self.interview = interview
         context = views.interview_context(interview)
         context.update(oob=True, include_card=include_card)
-        return render_to_string(TEMPLATE + "#state", context)
+        last = context["messages_"][-1] if context["messages_"] else None
+        streaming = last.pk if last is not None and context["waiting"] else None
+        return render_to_string(TEMPLATE + "#state", context), streaming
+
+    # --- a reply written elsewhere ---------------------------------------------------------------
+
+    def watch(self, message_id: int) -> None:
+        """The page shows a reply as being written, but not by this connection: typically the
+        page has just reconnected here because the server writing it went away. Watch it: when
+        it is no longer being written (its writer's heartbeat stopped, see services), show the
+        page as it now stands, with the reply marked as cut off and "Try again", without
+        waiting for a reload; or, when a live server finished it, the finished reply (with its
+        card, which interview_refresh leaves out)."""
+        if self.turn is not None and not self.turn.done():
+            return  # this connection writes it: its own frames follow
+        current = asyncio.current_task()
+        if self.watcher is not None and not self.watcher.done() and self.watcher is not current:
+            return
+        self.watcher = asyncio.create_task(self.watch_reply(message_id))
+
+    async def watch_reply(self, message_id: int) -> None:
+        while not self.closed:
+            await asyncio.sleep(interviewer.HEARTBEAT_SECONDS)
+            try:
+                message = await interviewer.in_database(services.reply_as_it_stands)(
+                    message_id=message_id
+                )
+            except Exception:  # the database is away for a moment: look again later
+                logger.warning("interview %s: could not check a reply", self.interview.pk)
+                continue
+            if message.status != Message.Status.STREAMING:
+                await self.send_state(include_card=bool(message.tool_call))
+                return
 
     def render(self, partial: str, context: dict) -> str:
         return render_to_string(f"{TEMPLATE}#{partial}", {**context, "oob": True})

@@ -7,6 +7,7 @@ arrives, so a failure at any point keeps what came, marked partial, with a retry
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from contextvars import ContextVar
@@ -54,7 +55,10 @@ def reply_blocking(interview_id: int) -> Message | None:
 
 
 FLUSH_SECONDS = 0.04  # coalesce tokens into frames at most this old: text flows, never lumps
-SAVE_SECONDS = 3.0  # how often a streaming reply is saved while it arrives (crash: <3 s lost)
+# How often the writer of a reply tells the database it is alive, saving what came so far (a
+# crash loses at most this much). Well below STALE_REPLY_SECONDS, after which a reply whose
+# writer stopped beating counts as cut off.
+HEARTBEAT_SECONDS = 1.0
 
 
 class Sink(Protocol):
@@ -97,9 +101,43 @@ class _Stream:
     content: str = ""
     pending: str = ""
     last_flush: float = 0.0
-    last_save: float = 0.0
+    saved: str | None = None  # the content the last heartbeat saved
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+
+class _Heartbeat:
+    """While a reply is written, touch its row every HEARTBEAT_SECONDS with what came so far,
+    so that other servers know a live server is writing it (services.reply_in_progress). It
+    beats whether or not tokens arrive: a slow model is not a dead server. Stopped, not
+    cancelled, so that a beat is never cut off in the middle of its database call."""
+
+    def __init__(self, message: Message, state: _Stream) -> None:
+        self.message_id = message.pk
+        self.state = state
+        self.stopping = asyncio.Event()
+        self.task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            content = self.state.content
+            try:
+                await in_database(services.save_reply_progress)(
+                    message_id=self.message_id,
+                    content=None if content == self.state.saved else content,
+                )
+                self.state.saved = content
+            except Exception:  # the database is away for a moment: beat again later
+                logger.warning("reply %s: heartbeat failed", self.message_id, exc_info=True)
+            try:
+                await asyncio.wait_for(self.stopping.wait(), HEARTBEAT_SECONDS)
+                return
+            except TimeoutError:
+                continue
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await self.task
 
 
 async def reply(
@@ -136,11 +174,20 @@ async def _scripted_reply(prepared: services.PreparedReply, sink: Sink) -> Messa
 
 
 async def _llm_reply(prepared: services.PreparedReply, sink: Sink) -> Message:
+    message = prepared.message
+    await sink.started(message)
+    state = _Stream(last_flush=time.monotonic())
+    heartbeat = _Heartbeat(message, state)
+    try:
+        return await _write_reply(prepared, sink, state)
+    finally:
+        await heartbeat.stop()
+
+
+async def _write_reply(prepared: services.PreparedReply, sink: Sink, state: _Stream) -> Message:
     messages = prepared.llm_messages
     model = prepared.interview.model
     message = prepared.message
-    await sink.started(message)
-    state = _Stream(last_flush=time.monotonic(), last_save=time.monotonic())
     card: CardDraft | None = None
     try:
         for attempt in range(2):  # an invalid card is answered with the error and retried once
@@ -216,11 +263,6 @@ async def _stream_once(
             if first or now - state.last_flush >= FLUSH_SECONDS:
                 first = False
                 await _flush(message, state, sink)
-            if now - state.last_save >= SAVE_SECONDS:
-                state.last_save = now
-                await in_database(services.save_reply_progress)(
-                    message_id=message.pk, content=state.content
-                )
         elif isinstance(event, llm.ToolCall):
             if event.name == CARD_TOOL["function"]["name"]:
                 card_call = event

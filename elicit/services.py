@@ -15,7 +15,8 @@ from functools import partial
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Max
+from django.db.models import Count, F, Max, Q
+from django.db.models.functions import Now
 from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -235,16 +236,39 @@ def start_interview(*, participant: Participant, question: Question) -> Intervie
     return interview
 
 
-def settle_stale_replies(interview: Interview) -> None:
-    """Replies cut off by a server that died mid-stream stop making progress: after a while
-    they are marked partial, so the participant is offered a retry."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=settings.STALE_REPLY_SECONDS)
-    Message.objects.filter(
-        interview=interview, status=Message.Status.STREAMING, updated_at__lt=cutoff
-    ).update(
+# --- Replies cut off by a server that died -------------------------------------------------------
+#
+# The server writing a reply touches its row every second (`save_reply_progress`, called by the
+# writer's heartbeat in elicit/interviewer.py), whether or not tokens are arriving: a model that
+# thinks for a minute before its first token keeps its reply alive. A streaming reply whose row
+# was not touched for STALE_REPLY_SECONDS has no live writer any more: its server died or lost
+# the database. Times are the database's own clock, so web servers whose clocks disagree cannot
+# declare each other's replies dead.
+
+
+def _abandoned() -> Q:
+    cutoff = Now() - timezone.timedelta(seconds=settings.STALE_REPLY_SECONDS)
+    return Q(status=Message.Status.STREAMING, updated_at__lt=cutoff)
+
+
+def _settle(messages) -> int:
+    return messages.filter(_abandoned()).update(
         status=Message.Status.PARTIAL,
         error=_("The reply was interrupted. Nothing you wrote is lost. Press “Try again”."),
     )
+
+
+def settle_stale_replies(interview: Interview) -> None:
+    """Mark the interview's replies that nobody writes any more as partial, so the
+    participant is offered a retry."""
+    _settle(Message.objects.filter(interview=interview))
+
+
+def reply_as_it_stands(*, message_id: int) -> Message:
+    """A reply being written elsewhere, as it stands: settled first if its writer is gone.
+    For a page that watches another server's reply (elicit/consumers.py)."""
+    _settle(Message.objects.filter(pk=message_id))
+    return Message.objects.only("status", "tool_call").get(pk=message_id)
 
 
 def transcript(interview: Interview) -> list[Message]:
@@ -286,10 +310,8 @@ def can_send(interview: Interview) -> bool:
 
 
 def reply_in_progress(interview: Interview) -> bool:
-    cutoff = timezone.now() - timezone.timedelta(seconds=settings.STALE_REPLY_SECONDS)
-    return interview.messages.filter(
-        status=Message.Status.STREAMING, updated_at__gte=cutoff
-    ).exists()
+    """A reply is being written by a live server (see `_abandoned`)."""
+    return interview.messages.filter(status=Message.Status.STREAMING).exclude(_abandoned()).exists()
 
 
 def record_participant_message(
@@ -401,9 +423,15 @@ def take_message(
     return message, created, start_reply(interview_id=interview.pk) if start else None
 
 
-def save_reply_progress(*, message_id: int, content: str) -> None:
-    Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(
-        content=content, updated_at=timezone.now()
+def save_reply_progress(*, message_id: int, content: str | None = None) -> bool:
+    """The writer's heartbeat: the reply is still being written, with *content* so far (None:
+    unchanged since the last beat). False when the reply is no longer streaming (finished, or
+    settled as interrupted by a server that thought its writer dead)."""
+    fields: dict = {"updated_at": Now()}
+    if content is not None:
+        fields["content"] = content
+    return bool(
+        Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(**fields)
     )
 
 
