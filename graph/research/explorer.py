@@ -2,7 +2,8 @@
 node size by score, edge width by likelihood, colour by support), filtered by question and
 context; clicking a value shows its card, the raw cards merged into it, and the upgrades into
 and out of it. Without JavaScript a click opens the same page with that value's detail; with
-it, htmx swaps in just the detail and static/js/explorer.js pans and zooms."""
+it, htmx swaps in just the detail and puts the value's address in the history (Back steps
+back through the selections), and static/js/explorer.js pans and zooms."""
 
 from __future__ import annotations
 
@@ -31,7 +32,11 @@ def _page(request, slug: str, value_pk: int | None = None):
             deliberation=deliberation, value=value, run=run, filters=filters
         )
     query = urlencode(filters.query())
-    if request.htmx and detail is not None:
+    # htmx asks for a part of the page, except when it restores a page of the history that it
+    # has no snapshot of (Back through the explorer's selections and filters): then it needs
+    # the whole page, as a reload would show it.
+    partial = request.htmx and not request.htmx.history_restore_request
+    if partial and detail is not None:
         return render(
             request,
             "graph/research/explorer.html#detail",
@@ -59,7 +64,7 @@ def _page(request, slug: str, value_pk: int | None = None):
         "query": query,
         "supports": service.SUPPORT_LEGEND,
     }
-    name = "graph/research/explorer.html#graph" if request.htmx else "graph/research/explorer.html"
+    name = "graph/research/explorer.html#graph" if partial else "graph/research/explorer.html"
     return render(request, name, context)
 
 

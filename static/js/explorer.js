@@ -1,7 +1,8 @@
 // Pan and zoom of a server-drawn moral graph (graph/layout.py): the wheel zooms around the
 // pointer, a drag pans, the +/−/Reset buttons do the same from the keyboard. In the explorer a
-// click on a value asks the server for its detail with htmx; without JavaScript the value's
-// link opens the same page with the detail. Listeners are delegated to the document, so a graph
+// click on a value asks the server for its detail with htmx and puts the value's address in
+// the history (Back steps back through the selections); without JavaScript the value's link
+// opens the same page with the detail. Listeners are delegated to the document, so a graph
 // swapped in by htmx works without setting anything up again.
 //
 // Why two steps: redrawing an SVG of thousands of values at every wheel event or mouse move
@@ -161,8 +162,29 @@
     const target = view && view.dataset.detailTarget;
     if (!node || !target || !window.htmx) return;
     event.preventDefault();
-    svg.querySelectorAll(".node.selected").forEach((n) => n.classList.remove("selected"));
-    node.classList.add("selected");
-    window.htmx.ajax("GET", node.getAttribute("href"), { target, swap: "outerHTML" });
+    // The value's own address goes into the history (htmx keeps a snapshot of the page it
+    // leaves), so Back steps back through the selections and a reload or a shared link opens
+    // the same value. The node is marked once its detail is in (below), not before: the
+    // snapshot taken while the request runs shows the previous selection with its detail.
+    const href = node.getAttribute("href");
+    window.htmx.ajax("GET", href, { target, swap: "outerHTML", push: href });
   });
+
+  // The value whose detail is shown is the one marked in the graph: after a click on a node,
+  // a link in the detail, or a step through the history.
+  function markSelected() {
+    const detail = document.getElementById("explorer-detail");
+    const svg = document.querySelector(GRAPH);
+    if (!detail || !svg) return;
+    const value = detail.dataset.value || "";
+    svg.querySelectorAll(".node.selected").forEach((n) => {
+      if (n.dataset.value !== value) n.classList.remove("selected");
+    });
+    if (value) {
+      const node = svg.querySelector(`a.node[data-value="${CSS.escape(value)}"]`);
+      if (node) node.classList.add("selected");
+    }
+  }
+  document.addEventListener("htmx:afterSettle", markSelected);
+  document.addEventListener("htmx:historyRestore", markSelected);
 })();

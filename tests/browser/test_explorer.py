@@ -96,6 +96,7 @@ def test_rhea_zooms_pans_and_opens_a_value_without_leaving_the_page(new_page, sc
     page.get_by_role("button", name="Reset").click()
 
     care = scored.values["care"].pk
+    page.evaluate("window.sameDocument = true")
     page.locator(f'a.node[data-value="{care}"] circle').click()
     detail = page.locator("#explorer-detail")
     expect(detail.get_by_role("heading", name="Care without judgment")).to_be_visible()
@@ -103,12 +104,16 @@ def test_rhea_zooms_pans_and_opens_a_value_without_leaving_the_page(new_page, sc
     expect(detail).to_contain_text("She once cared about plain facts")
     expect(detail).to_contain_text("Votes: 3 upgrade, 1 not an upgrade, 0 not sure.")
     expect(detail).to_contain_text("Caring, she came to trust the person to decide.")
-    assert page.url.endswith(url)  # htmx swapped the detail in; no page load
+    expect(page).to_have_url(re.compile(rf"/explorer/value/{care}/$"))  # the value's address
+    assert page.evaluate("window.sameDocument")  # htmx swapped the detail in; no page load
     expect(page.locator(f'a.node.selected[data-value="{care}"]')).to_have_count(1)
 
-    # From the detail, on to the value it upgrades to.
+    # From the detail, on to the value it upgrades to: marked in the graph too.
     detail.get_by_role("link", name="Trusting her to decide").click()
     expect(detail.get_by_role("heading", name="Trusting her to decide")).to_be_visible()
+    autonomy = scored.values["autonomy"].pk
+    expect(page.locator(f'a.node.selected[data-value="{autonomy}"]')).to_have_count(1)
+    expect(page.locator("a.node.selected")).to_have_count(1)
 
     # The question filter redraws the graph without the other question's own context.
     facts, history = scored.values["facts"].pk, scored.values["history"].pk
@@ -118,6 +123,49 @@ def test_rhea_zooms_pans_and_opens_a_value_without_leaving_the_page(new_page, sc
     expect(page).to_have_url(re.compile(r"\?question=abortion"))
     expect(edge).to_have_count(0)
     expect(page.locator(f'a.node[data-value="{care}"]')).to_have_count(1)
+
+
+def test_back_steps_through_the_values_rhea_selected(new_page, scored, rhea_cookie):
+    page = new_page()
+    page.context.add_cookies([rhea_cookie])
+    explorer = f"/research/d/{scored.deliberation.slug}/explorer/?question=abortion"
+    page.goto(explorer)
+    care, facts = scored.values["care"].pk, scored.values["facts"].pk
+    heading = page.locator("#explorer-detail h2")
+    page.evaluate("window.sameDocument = true")
+
+    page.locator(f'a.node[data-value="{care}"] circle').click()
+    expect(heading).to_have_text("Care without judgment")
+    page.locator(f'a.node[data-value="{facts}"] circle').click()
+    expect(heading).to_have_text("Plain facts first")
+    expect(page).to_have_url(re.compile(rf"/explorer/value/{facts}/\?question=abortion$"))
+
+    # Back: the first value again, its detail and its mark, without leaving the page.
+    page.go_back()
+    expect(page).to_have_url(re.compile(rf"/explorer/value/{care}/\?question=abortion$"))
+    expect(heading).to_have_text("Care without judgment")
+    expect(page.locator("a.node.selected")).to_have_attribute("data-value", str(care))
+    assert page.evaluate("window.sameDocument")
+    # Back again: the explorer as it was opened, nothing selected.
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/explorer/\?question=abortion$"))
+    expect(page.locator("#explorer-detail")).to_contain_text("Click a value to see its card")
+    expect(page.locator("a.node.selected")).to_have_count(0)
+
+    # Forward again, with htmx's snapshots gone (too big for its cache, say): the server
+    # draws the page of that selection whole, as a reload would.
+    page.evaluate("sessionStorage.removeItem('htmx-history-cache')")
+    page.go_forward()
+    expect(page).to_have_url(re.compile(rf"/explorer/value/{care}/\?question=abortion$"))
+    expect(heading).to_have_text("Care without judgment")
+    expect(page.get_by_role("heading", name="Graph explorer")).to_have_count(1)
+    expect(page.locator("a.node.selected")).to_have_attribute("data-value", str(care))
+    expect(page.locator("#filter-question")).to_have_value("abortion")
+
+    # A reload of that address, or a link to it, opens the same selection.
+    page.reload()
+    expect(heading).to_have_text("Care without judgment")
+    expect(page.locator("a.node.selected")).to_have_attribute("data-value", str(care))
 
 
 def test_without_javascript_a_click_on_a_value_opens_its_page(new_page, scored, rhea_cookie):

@@ -168,6 +168,20 @@ def test_without_javascript_the_value_link_opens_the_whole_page_with_its_detail(
     assert "/?question=abortion" in html
 
 
+def test_back_to_a_selection_htmx_has_no_snapshot_of_gets_the_whole_page(scored):
+    """htmx restores a page of the history it kept no snapshot of (too big for its cache, or
+    a new tab) by asking for it with HX-Request: a partial would replace the whole page."""
+    restore = {**HTMX, "HTTP_HX_HISTORY_RESTORE_REQUEST": "true"}
+    client = researcher_of(scored.deliberation)
+    html = client.get(value_url(scored, "care", "question=abortion"), **restore).content.decode()
+    assert "<h1>Graph explorer</h1>" in html
+    assert "Caring, she came to trust the person to decide." in html
+    assert f'class="node selected" data-value="{scored.values["care"].pk}"' in html
+    html = client.get(url(scored, question="abortion"), **restore).content.decode()
+    assert "<h1>Graph explorer</h1>" in html
+    assert "Click a value to see its card" in html
+
+
 def test_the_detail_keeps_to_the_question_in_view(scored):
     html = (
         researcher_of(scored.deliberation)
