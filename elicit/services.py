@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
@@ -247,7 +248,7 @@ def start_interview(*, participant: Participant, question: Question) -> Intervie
 
 
 def _abandoned() -> Q:
-    cutoff = Now() - timezone.timedelta(seconds=settings.STALE_REPLY_SECONDS)
+    cutoff = Now() - timedelta(seconds=settings.STALE_REPLY_SECONDS)
     return Q(status=Message.Status.STREAMING, updated_at__lt=cutoff)
 
 
