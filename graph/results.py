@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.utils import timezone
@@ -262,11 +263,19 @@ def complete(*, participant: Participant) -> bool:
 
 
 def completion_redirect(participant: Participant) -> str:
-    """Where a panel participant goes when done (their panel's completion page), or ""."""
+    """Where a panel participant goes when done (their panel's completion page), or "".
+
+    Only a web address: the forms accept nothing else, but the URL becomes a link on the
+    participant's page, so one stored by other means (the ORM, an import) as `javascript:...`
+    must not become a link that runs."""
     deliberation = participant.deliberation
-    if participant.panel_pid and deliberation.completion_redirect_url:
-        return deliberation.completion_redirect_url
-    return ""
+    url = deliberation.completion_redirect_url.strip()
+    if not (participant.panel_pid and url):
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return ""
+    return url
 
 
 def receipt_participant(token: str) -> Participant | None:
