@@ -391,12 +391,18 @@ def _xml_text(value: Any) -> str:
     return _XML_INVALID.sub("", str(value))
 
 
-def _xml_value(value: Any) -> str:
+def _xml_plain(value: Any) -> str:
+    """A value as XML data, before escaping."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
-    return xml_escape(_xml_text(value))
+    return _xml_text(value)
+
+
+def _xml_value(value: Any) -> str:
+    """A value as escaped XML character data."""
+    return xml_escape(_xml_plain(value))
 
 
 def graph_graphml(run: ScoringRun) -> Iterator[bytes]:
@@ -446,7 +452,9 @@ def graph_gexf(run: ScoringRun) -> Iterator[bytes]:
         for i, (_name, _type, get) in enumerate(attrs):
             content = get(item)
             if content is not None:
-                parts.append(f'<attvalue for="{i}" value={quoteattr(_xml_value(content))}/>')
+                # quoteattr escapes (and quotes) the plain value: escaping it first would
+                # show "&lt;" where the text has "<".
+                parts.append(f'<attvalue for="{i}" value={quoteattr(_xml_plain(content))}/>')
         return "<attvalues>" + "".join(parts) + "</attvalues>"
 
     def pieces() -> Iterator[str]:

@@ -113,6 +113,17 @@ def test_control_characters_in_a_title_do_not_break_the_xml(world, filename, rea
     assert graph.nodes[f"v{world.a.pk}"]["label"] == "ValueA <b>& co"
 
 
+@pytest.mark.parametrize(
+    ("filename", "reader"), [("graph.graphml", nx.read_graphml), ("graph.gexf", nx.read_gexf)]
+)
+def test_markup_in_a_description_reads_back_exactly_as_written(world, filename, reader):
+    """Escaped once: Gephi shows "<" and "&", not "&lt;" and "&amp;"."""
+    world.b.description = f"Listening first & then {XSS}"
+    world.b.save()
+    graph = reader(io.BytesIO(read(filename, world)))
+    assert graph.nodes[f"v{world.b.pk}"]["description"] == world.b.description
+
+
 def test_graphml_keeps_parallel_edges_of_different_contexts(world):
     """A -> B judged in two contexts is two edges, not one."""
     from tests.factories import HypothesisFactory
