@@ -7,6 +7,8 @@ Then:
 - every page of the site, fetched as the persona who may see it, shows the payloads it is about
   as text, and no script, event handler or script URL came out of them; a guard walks the URL
   resolver so that a new page cannot be left out;
+- the interview's websocket: a payload the participant types and one the language model
+  streams arrive as text, token by token and rendered whole;
 - every admin changelist and change form, likewise;
 - the exports: CSV cells that a spreadsheet would run as a formula are neutralised, JSON and XML
   parse with each payload as a plain string, the Markdown target renders without HTML;
@@ -352,6 +354,31 @@ def test_the_research_form_refuses_a_javascript_completion_redirect(world):
     response = rhea.post(url, data)
     assert response.status_code == 422
     assert response.context["form"].errors["completion_redirect_url"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_interviews_websocket_streams_payloads_as_text(llm):
+    """What the language model writes is stored text like any other: streamed token by token,
+    echoed, and rendered again when the reply is saved, it never becomes markup."""
+    from asgiref.sync import sync_to_async
+
+    from elicit.demo import seed_demo
+    from tests.elicit.helpers import collect, communicator, join, send
+
+    await sync_to_async(seed_demo)()
+    ada = await sync_to_async(join)()
+    llm.queue_text(payload("stream"), tokens_per_second=200)
+    comm = communicator(ada)
+    assert (await comm.connect())[0]
+    try:
+        await collect(comm, lambda text: 'id="transcript"' in text)
+        await send(comm, payload("typed"))
+        frames = await collect(comm, lambda text: "Send</button>" in text, timeout=15)
+    finally:
+        await comm.disconnect()
+    page = read("".join(frames))
+    assert page.problems == []
+    assert page.shows(shown("typed")) and page.shows(shown("stream"))
 
 
 # --- The admin ----------------------------------------------------------------------------------
