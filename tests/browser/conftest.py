@@ -172,6 +172,12 @@ class BrowserSession:
 
     pages: list = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    expected: list[re.Pattern[str]] = field(default_factory=list)
+
+    def expect_errors(self, pattern: str) -> None:
+        """Console errors matching *pattern* (a regex searched in "console error from <url>:
+        <text>") are what the test provokes on purpose, e.g. opening a page that must 404."""
+        self.expected.append(re.compile(pattern))
 
     def watch(self, page) -> None:
         self.pages.append(page)
@@ -189,7 +195,10 @@ class BrowserSession:
         # non-2xx page load as an error.
         if "status of 422" in message.text:
             return
-        self.errors.append(f"console error from {source}: {message.text}")
+        error = f"console error from {source}: {message.text}"
+        if any(pattern.search(error) for pattern in self.expected):
+            return
+        self.errors.append(error)
 
     def console_errors(self) -> list[str]:
         return list(self.errors)
