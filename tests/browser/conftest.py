@@ -43,7 +43,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS = Path(settings.BASE_DIR) / "artifacts" / "browser"
+# Where a failed test's screenshots and HTML go (CI prints them into its log: .ci/run). The
+# variable lets a test that provokes a failure keep its files apart.
+ARTIFACTS = Path(
+    os.environ.get("BROWSER_ARTIFACTS") or Path(settings.BASE_DIR) / "artifacts" / "browser"
+)
 HERE = Path(__file__).resolve().parent
 T = TypeVar("T")
 
