@@ -147,6 +147,17 @@ def _translate(error: Exception) -> LLMError:
     return LLMError("broken_stream", f"The reply broke off: {type(error).__name__}")
 
 
+def warm_up() -> None:
+    """Load now what the SDK and this module would otherwise load on first use (the SDK's
+    resource and type modules, the interviewer's prompt): a server does it once at start, not
+    in the middle of a participant's first reply (see config/asgi.py)."""
+    import openai.resources.chat.completions
+    import openai.resources.moderations
+    import openai.types.chat  # noqa: F401
+
+    load_prompt("interviewer")
+
+
 # --- Streaming chat with tools ------------------------------------------------------------------
 
 

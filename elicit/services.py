@@ -320,45 +320,10 @@ def record_participant_message(
 ) -> tuple[Message, bool]:
     """Save the participant's message before anything else happens. Returns (message,
     created): a message resent with the same client id is stored once."""
-    cleaned = validate_message_text(text)
-    client_id = clean_text(client_id)[:64]
-    if client_id:
-        existing = Message.objects.filter(interview=interview, client_id=client_id).first()
-        if existing is not None:
-            return existing, False
-    if not can_send(interview):
-        raise MessageRejected(_("This interview is finished."))
-    if reply_in_progress(interview):
-        raise MessageRejected(_("Please wait until the interviewer has finished replying."))
-    limit = settings.MESSAGES_PER_MINUTE
-    if not ratelimit.allow(f"msg:p:{interview.participant_id}", limit=limit) or (
-        address and not ratelimit.allow(f"msg:a:{address}", limit=limit * 20)
-    ):
-        raise TooFast(_("You are sending messages very fast. Please wait a minute."))
-    for _attempt in range(3):
-        try:
-            with transaction.atomic():
-                seq = (interview.messages.aggregate(m=Max("seq"))["m"] or 0) + 1
-                message = Message.objects.create(
-                    interview=interview,
-                    seq=seq,
-                    role=Message.Role.PARTICIPANT,
-                    content=cleaned,
-                    client_id=client_id,
-                )
-                Participant.objects.filter(pk=interview.participant_id).update(
-                    last_seen_at=timezone.now()
-                )
-                if not interview.participant.deliberation.block_flagged_messages:
-                    # Checked in the background; with blocking on, the consumer checks first.
-                    transaction.on_commit(partial(queue_moderation, message))
-                return message, True
-        except IntegrityError:
-            if client_id:
-                existing = Message.objects.filter(interview=interview, client_id=client_id).first()
-                if existing is not None:
-                    return existing, False
-    raise MessageRejected(_("Your message could not be saved. Please send it again."))
+    message, created, _prepared = take_message(
+        interview=interview, text=text, client_id=client_id, address=address, start=False
+    )
+    return message, created
 
 
 def begin_reply(*, interview: Interview) -> Message | None:
@@ -400,12 +365,22 @@ def start_reply(*, interview_id: int) -> PreparedReply | None:
     message = begin_reply(interview=interview)
     if message is None:
         return None
-    scripted_turn = interview.interviewer == Interview.Interviewer.SCRIPTED
+    shown = list(interview.messages.filter(hidden_at__isnull=True).order_by("seq"))
+    return _prepared(interview, message, shown)
+
+
+def _prepared(interview: Interview, reply: Message, shown: list[Message]) -> PreparedReply:
+    """What the reply needs, from the messages the participant sees (oldest first)."""
+    if interview.interviewer == Interview.Interviewer.SCRIPTED:
+        answers = [m.content for m in shown if m.role == Message.Role.PARTICIPANT]
+        return PreparedReply(
+            interview=interview, message=reply, llm_messages=[], scripted_answers=answers
+        )
     return PreparedReply(
         interview=interview,
-        message=message,
-        llm_messages=[] if scripted_turn else llm_messages(interview),
-        scripted_answers=scripted_answers(interview) if scripted_turn else [],
+        message=reply,
+        llm_messages=llm_messages(interview, shown),
+        scripted_answers=[],
     )
 
 
@@ -417,11 +392,79 @@ def take_message(
     address: str = "",
     start: bool = True,
 ) -> tuple[Message, bool, PreparedReply | None]:
-    """Save the participant's message and, in the same round trip, begin the reply to it."""
-    message, created = record_participant_message(
-        interview=interview, text=text, client_id=client_id, address=address
+    """Save the participant's message and, in the same transaction, begin the reply to it
+    (unless `start` is false). Returns (message, created, prepared reply or None).
+
+    This is the path of every message in a live interview, right before the participant waits
+    for the first token, so it reads the interview's messages once and works from that list:
+    the resend check, the reply in progress, the next seq and the model's transcript (about six
+    queries rather than seventeen; see bench/interviews.py)."""
+    cleaned = validate_message_text(text)
+    client_id = clean_text(client_id)[:64]
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                return _take_message(interview, cleaned, client_id, address, start)
+        except IntegrityError:
+            continue  # another server took the same seq (or client id) first: look again
+    raise MessageRejected(_("Your message could not be saved. Please send it again."))
+
+
+def _take_message(
+    interview: Interview, cleaned: str, client_id: str, address: str, start: bool
+) -> tuple[Message, bool, PreparedReply | None]:
+    # Lock the interview row so that two servers cannot both start a reply; read its status.
+    status = (
+        Interview.objects.select_for_update()
+        .filter(pk=interview.pk)
+        .values_list("status", flat=True)
+        .first()
     )
-    return message, created, start_reply(interview_id=interview.pk) if start else None
+    if status is not None:
+        interview.status = status
+    history = list(interview.messages.order_by("seq"))
+    if client_id:
+        for existing in history:
+            if existing.client_id == client_id:
+                return existing, False, None
+    if not can_send(interview):
+        raise MessageRejected(_("This interview is finished."))
+    cutoff = timezone.now() - timezone.timedelta(seconds=settings.STALE_REPLY_SECONDS)
+    streaming = [m for m in history if m.status == Message.Status.STREAMING]
+    if any(m.updated_at >= cutoff for m in streaming):
+        raise MessageRejected(_("Please wait until the interviewer has finished replying."))
+    limit = settings.MESSAGES_PER_MINUTE
+    if not ratelimit.allow(f"msg:p:{interview.participant_id}", limit=limit) or (
+        address and not ratelimit.allow(f"msg:a:{address}", limit=limit * 20)
+    ):
+        raise TooFast(_("You are sending messages very fast. Please wait a minute."))
+    if streaming:  # left by a server that died mid-reply
+        settle_stale_replies(interview)
+        history = list(interview.messages.order_by("seq"))
+    seq = (history[-1].seq if history else 0) + 1
+    message = Message.objects.create(
+        interview=interview,
+        seq=seq,
+        role=Message.Role.PARTICIPANT,
+        content=cleaned,
+        client_id=client_id,
+    )
+    Participant.objects.filter(pk=interview.participant_id).update(last_seen_at=timezone.now())
+    if not interview.participant.deliberation.block_flagged_messages:
+        # Checked in the background; with blocking on, the consumer checks first.
+        transaction.on_commit(partial(queue_moderation, message))
+    if not start:
+        return message, True, None
+    reply = Message.objects.create(
+        interview=interview,
+        seq=seq + 1,
+        role=Message.Role.INTERVIEWER,
+        status=Message.Status.STREAMING,
+        model=interview.model,
+        prompt_version=interview.prompt_version,
+    )
+    shown = [m for m in history if m.hidden_at is None] + [message]
+    return message, True, _prepared(interview, reply, shown)
 
 
 def save_reply_progress(*, message_id: int, content: str | None = None) -> bool:
@@ -493,15 +536,18 @@ def needs_reply(interview: Interview) -> bool:
     return reply_due(interview.messages.filter(hidden_at__isnull=True).order_by("-seq").first())
 
 
-def llm_messages(interview: Interview) -> list[dict]:
+def llm_messages(interview: Interview, shown: list[Message] | None = None) -> list[dict]:
     """The conversation as the model sees it: instructions in the system message, the
     participant's words fenced as data in user messages, earlier card proposals as context.
-    Replies that broke off are left out (the participant never saw them complete)."""
+    Replies that broke off are left out (the participant never saw them complete). `shown`:
+    the messages the participant sees, oldest first, when the caller has them already."""
     prompt = llm.load_prompt("interviewer")
     messages: list[dict] = [
         {"role": "system", "content": prompt.text.replace("{question}", interview.question.text)}
     ]
-    for message in interview.messages.filter(hidden_at__isnull=True).order_by("seq"):
+    if shown is None:
+        shown = list(interview.messages.filter(hidden_at__isnull=True).order_by("seq"))
+    for message in shown:
         if message.role == Message.Role.PARTICIPANT:
             messages.append({"role": "user", "content": llm.fence(message.content)})
         elif message.status == Message.Status.COMPLETE:
@@ -513,14 +559,6 @@ def llm_messages(interview: Interview) -> list[dict]:
             if content:
                 messages.append({"role": "assistant", "content": content})
     return messages
-
-
-def scripted_answers(interview: Interview) -> list[str]:
-    return list(
-        interview.messages.filter(role=Message.Role.PARTICIPANT, hidden_at__isnull=True)
-        .order_by("seq")
-        .values_list("content", flat=True)
-    )
 
 
 # --- Cards --------------------------------------------------------------------------------------
