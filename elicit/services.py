@@ -16,7 +16,7 @@ from functools import partial
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F, Max, Q
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, Max, Q
 from django.db.models.functions import Now
 from django.dispatch import Signal
 from django.utils import timezone
@@ -410,6 +410,13 @@ def take_message(
     raise MessageRejected(_("Your message could not be saved. Please send it again."))
 
 
+def _history(interview: Interview) -> list[Message]:
+    """All the interview's messages, oldest first, each marked whether it is a reply nobody
+    writes any more (`_abandoned`, on the database's clock)."""
+    abandoned = ExpressionWrapper(_abandoned(), output_field=BooleanField())
+    return list(interview.messages.annotate(abandoned=abandoned).order_by("seq"))
+
+
 def _take_message(
     interview: Interview, cleaned: str, client_id: str, address: str, start: bool
 ) -> tuple[Message, bool, PreparedReply | None]:
@@ -422,16 +429,15 @@ def _take_message(
     )
     if status is not None:
         interview.status = status
-    history = list(interview.messages.order_by("seq"))
+    history = _history(interview)
     if client_id:
         for existing in history:
             if existing.client_id == client_id:
                 return existing, False, None
     if not can_send(interview):
         raise MessageRejected(_("This interview is finished."))
-    cutoff = timezone.now() - timezone.timedelta(seconds=settings.STALE_REPLY_SECONDS)
     streaming = [m for m in history if m.status == Message.Status.STREAMING]
-    if any(m.updated_at >= cutoff for m in streaming):
+    if any(not m.abandoned for m in streaming):
         raise MessageRejected(_("Please wait until the interviewer has finished replying."))
     limit = settings.MESSAGES_PER_MINUTE
     if not ratelimit.allow(f"msg:p:{interview.participant_id}", limit=limit) or (
@@ -440,7 +446,7 @@ def _take_message(
         raise TooFast(_("You are sending messages very fast. Please wait a minute."))
     if streaming:  # left by a server that died mid-reply
         settle_stale_replies(interview)
-        history = list(interview.messages.order_by("seq"))
+        history = _history(interview)
     seq = (history[-1].seq if history else 0) + 1
     message = Message.objects.create(
         interview=interview,
