@@ -80,30 +80,16 @@ def deliberation_of(target) -> int | None:
 
 
 def record_action(
-    *,
-    actor,
-    action: str,
-    target=None,
-    deliberation_id: int | None = None,
-    reason: str = "",
-    before: dict[str, Any] | None = None,
-    after: dict[str, Any] | None = None,
-    reverts: ModerationAction | None = None,
+    *, actor, action: str, target=None, deliberation_id: int | None = None, **details: Any
 ) -> ModerationAction:
-    """Append one entry to the audit log (elicit/audit.py). `actor` None means the system (a
-    pipeline rule, a participant's own request). Other features (privacy, exports) call this
-    too."""
+    """Append one entry to the audit log: `elicit.audit.record`, which takes the same arguments
+    (*details*: reason, before, after, reverts), with the deliberation found from *target* when
+    it is not given. `actor` None means the system (a pipeline rule, a participant's own
+    request). Other features (privacy, exports) call this too."""
     if deliberation_id is None and target is not None:
         deliberation_id = deliberation_of(target)
     return audit.record(
-        actor=actor,
-        action=action,
-        target=target,
-        deliberation_id=deliberation_id,
-        reason=reason,
-        before=before,
-        after=after,
-        reverts=reverts,
+        actor=actor, action=action, target=target, deliberation_id=deliberation_id, **details
     )
 
 
