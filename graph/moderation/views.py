@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 from functools import wraps
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
@@ -71,6 +72,14 @@ def actionable(request, deliberation_id: int) -> Deliberation:
     if not access.can_moderate(request.user, deliberation):
         raise PermissionDenied
     return deliberation
+
+
+def in_deliberation(request, objects, pk: int, *, acting: bool = False) -> Any:
+    """The object *pk* of *objects* (a model or a queryset), if the user may view the moderation
+    of its deliberation; with *acting*, if they may act on it (researchers: 403)."""
+    found = get_object_or_404(objects, pk=pk)
+    (actionable if acting else viewable)(request, found.deliberation_id)
+    return found
 
 
 def back(request, default: str):
@@ -140,10 +149,9 @@ def take_next(request, filters):
 # --- One item -----------------------------------------------------------------------------------
 
 
-def get_flag(request, pk: int) -> ModerationFlag:
-    flag = get_object_or_404(ModerationFlag.objects.select_related("deliberation"), pk=pk)
-    viewable(request, flag.deliberation_id)
-    return flag
+def get_flag(request, pk: int, *, acting: bool = False) -> ModerationFlag:
+    flags = ModerationFlag.objects.select_related("deliberation")
+    return in_deliberation(request, flags, pk, acting=acting)
 
 
 @require_safe
@@ -156,8 +164,7 @@ def flag_page(request, pk):
 @require_POST
 @staff_required
 def claim(request, pk):
-    flag = get_flag(request, pk)
-    actionable(request, flag.deliberation_id)
+    flag = get_flag(request, pk, acting=True)
     if not services.claim(flag_id=flag.pk, user=request.user):
         messages.error(request, _("Another moderator is already working on this item."))
     return redirect("moderation:flag", pk=flag.pk)
@@ -166,8 +173,7 @@ def claim(request, pk):
 @require_POST
 @staff_required
 def release(request, pk):
-    flag = get_flag(request, pk)
-    actionable(request, flag.deliberation_id)
+    flag = get_flag(request, pk, acting=True)
     services.release(flag_id=flag.pk, user=request.user)
     return back(request, reverse("moderation:queue"))
 
@@ -179,8 +185,7 @@ ACTIONS = {"approve", "hide", "ban"}
 @staff_required
 def act(request, pk):
     """Approve the item, hide it, or ban its author; then on to the next item of the queue."""
-    flag = get_flag(request, pk)
-    actionable(request, flag.deliberation_id)
+    flag = get_flag(request, pk, acting=True)
     name = request.POST.get("action", "")
     target = flag.target
     if name not in ACTIONS or target is None:
@@ -210,9 +215,7 @@ def act(request, pk):
 
 
 def get_card(request, pk: int) -> ValuesCard:
-    card = get_object_or_404(ValuesCard, pk=pk)
-    actionable(request, card.deliberation_id)
-    return card
+    return in_deliberation(request, ValuesCard, pk, acting=True)
 
 
 def optional_flag(request, card: ValuesCard) -> ModerationFlag | None:
@@ -296,10 +299,9 @@ def values_page(request):
     return render(request, "graph/moderation/values.html", context)
 
 
-def get_value(request, pk: int) -> CanonicalValue:
-    value = get_object_or_404(CanonicalValue.objects.select_related("deliberation"), pk=pk)
-    viewable(request, value.deliberation_id)
-    return value
+def get_value(request, pk: int, *, acting: bool = False) -> CanonicalValue:
+    values = CanonicalValue.objects.select_related("deliberation")
+    return in_deliberation(request, values, pk, acting=acting)
 
 
 @require_safe
@@ -313,8 +315,7 @@ def value_page(request, pk):
 @staff_required
 def merge_value(request, pk):
     """Merge this value into the one chosen (by id) in the form."""
-    source = get_value(request, pk)
-    actionable(request, source.deliberation_id)
+    source = get_value(request, pk, acting=True)
     into = request.POST.get("into", "")
     target = (
         CanonicalValue.objects.filter(pk=int(into), deliberation_id=source.deliberation_id).first()
