@@ -8,8 +8,10 @@ arrives, so a failure at any point keeps what came, marked partial, with a retry
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+import weakref
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
@@ -106,38 +108,72 @@ class _Stream:
     completion_tokens: int = 0
 
 
-class _Heartbeat:
-    """While a reply is written, touch its row every HEARTBEAT_SECONDS with what came so far,
-    so that other servers know a live server is writing it (services.reply_in_progress). It
-    beats whether or not tokens arrive: a slow model is not a dead server. Stopped, not
-    cancelled, so that a beat is never cut off in the middle of its database call."""
+class _Heartbeats:
+    """While replies are written, touch their rows every HEARTBEAT_SECONDS with what came so
+    far, so that other servers know a live server is writing them (services.beat_replies). It
+    beats whether or not tokens arrive: a slow model is not a dead server.
 
-    def __init__(self, message: Message, state: _Stream) -> None:
-        self.message_id = message.pk
-        self.state = state
-        self.stopping = asyncio.Event()
-        self.task = asyncio.create_task(self._run())
+    One per event loop for all the replies a server writes: a single database call a second
+    however many replies stream, instead of one per reply (at hundreds of streams those calls
+    queued in front of participants' first tokens). A reply written for a synchronous view has
+    one of its own, on the view's connection. The beating task stops, never cancelled, when
+    the last reply leaves, so that a beat is never cut off in the middle of its database call."""
+
+    def __init__(self) -> None:
+        self.replies: dict[int, _Stream] = {}
+        self.emptied = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+    @classmethod
+    def for_this_reply(cls) -> _Heartbeats:
+        if _CALLED_FROM_SYNC.get():
+            return cls()
+        loop = asyncio.get_running_loop()
+        if loop not in _HEARTBEATS:
+            _HEARTBEATS[loop] = cls()
+        return _HEARTBEATS[loop]
+
+    def add(self, message_id: int, state: _Stream) -> None:
+        self.replies[message_id] = state
+        if self.task is None or self.task.done():
+            self.emptied.clear()
+            self.task = asyncio.create_task(self._run())
+
+    async def remove(self, message_id: int) -> None:
+        self.replies.pop(message_id, None)
+        if not self.replies and self.task is not None:
+            self.emptied.set()
+            await self.task
 
     async def _run(self) -> None:
         while True:
-            content = self.state.content
-            try:
-                await in_database(services.save_reply_progress)(
-                    message_id=self.message_id,
-                    content=None if content == self.state.saved else content,
-                )
-                self.state.saved = content
-            except Exception:  # the database is away for a moment: beat again later
-                logger.warning("reply %s: heartbeat failed", self.message_id, exc_info=True)
-            try:
-                await asyncio.wait_for(self.stopping.wait(), HEARTBEAT_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.emptied.wait(), HEARTBEAT_SECONDS)
+            self.emptied.clear()
+            if not self.replies:
                 return
-            except TimeoutError:
-                continue
+            await self._beat()
 
-    async def stop(self) -> None:
-        self.stopping.set()
-        await self.task
+    async def _beat(self) -> None:
+        beating = [
+            (message_id, state, None if state.content == state.saved else state.content)
+            for message_id, state in self.replies.items()
+        ]
+        try:
+            await in_database(services.beat_replies)(
+                progress={message_id: content for message_id, _state, content in beating}
+            )
+        except Exception:  # the database is away for a moment: beat again later
+            logger.warning("heartbeat of %d replies failed", len(beating), exc_info=True)
+            return
+        for _id, state, content in beating:
+            if content is not None:
+                state.saved = content
+
+
+_HEARTBEATS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Heartbeats] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def reply(
@@ -177,11 +213,12 @@ async def _llm_reply(prepared: services.PreparedReply, sink: Sink) -> Message:
     message = prepared.message
     await sink.started(message)
     state = _Stream(last_flush=time.monotonic())
-    heartbeat = _Heartbeat(message, state)
+    heartbeats = _Heartbeats.for_this_reply()
+    heartbeats.add(message.pk, state)
     try:
         return await _write_reply(prepared, sink, state)
     finally:
-        await heartbeat.stop()
+        await heartbeats.remove(message.pk)
 
 
 async def _write_reply(prepared: services.PreparedReply, sink: Sink, state: _Stream) -> Message:

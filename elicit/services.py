@@ -16,7 +16,18 @@ from functools import partial
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, transaction
-from django.db.models import BooleanField, Count, ExpressionWrapper, F, Max, Q
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    ExpressionWrapper,
+    F,
+    Max,
+    Q,
+    TextField,
+    Value,
+    When,
+)
 from django.db.models.functions import Now
 from django.dispatch import Signal
 from django.utils import timezone
@@ -239,9 +250,10 @@ def start_interview(*, participant: Participant, question: Question) -> Intervie
 
 # --- Replies cut off by a server that died -------------------------------------------------------
 #
-# The server writing a reply touches its row every second (`save_reply_progress`, called by the
-# writer's heartbeat in elicit/interviewer.py), whether or not tokens are arriving: a model that
-# thinks for a minute before its first token keeps its reply alive. A streaming reply whose row
+# The server writing a reply touches its row every second (`beat_replies`, called by the
+# writers' heartbeat in elicit/interviewer.py: one statement for all the replies of a server),
+# whether or not tokens are arriving: a model that thinks for a minute before its first token
+# keeps its reply alive. A streaming reply whose row
 # was not touched for STALE_REPLY_SECONDS has no live writer any more: its server died or lost
 # the database. Times are the database's own clock, so web servers whose clocks disagree cannot
 # declare each other's replies dead.
@@ -473,15 +485,19 @@ def _take_message(
     return message, True, _prepared(interview, reply, shown)
 
 
-def save_reply_progress(*, message_id: int, content: str | None = None) -> bool:
-    """The writer's heartbeat: the reply is still being written, with *content* so far (None:
-    unchanged since the last beat). False when the reply is no longer streaming (finished, or
-    settled as interrupted by a server that thought its writer dead)."""
+def beat_replies(*, progress: Mapping[int, str | None]) -> int:
+    """The writers' heartbeat: each reply in *progress* is still being written, with the
+    content so far (None: unchanged since the last beat). One statement for all the replies a
+    server writes. Replies no longer streaming (finished, or settled as interrupted by a server
+    that thought their writer dead) are left alone. Returns how many rows were touched."""
+    if not progress:
+        return 0
     fields: dict = {"updated_at": Now()}
-    if content is not None:
-        fields["content"] = content
-    return bool(
-        Message.objects.filter(pk=message_id, status=Message.Status.STREAMING).update(**fields)
+    changed = [When(pk=pk, then=Value(text)) for pk, text in progress.items() if text is not None]
+    if changed:
+        fields["content"] = Case(*changed, default=F("content"), output_field=TextField())
+    return Message.objects.filter(pk__in=list(progress), status=Message.Status.STREAMING).update(
+        **fields
     )
 
 

@@ -27,7 +27,7 @@ def _stale_after_two_seconds(settings):
 def begun_elsewhere(ada, *, said: str, written: str) -> Message:
     """Ada's message, and the reply to it begun by a server that saved some text and died."""
     _, _, prepared = services.take_message(interview=ada.interview, text=said)
-    services.save_reply_progress(message_id=prepared.message.pk, content=written)
+    services.beat_replies(progress={prepared.message.pk: written})
     return prepared.message
 
 
@@ -114,3 +114,50 @@ async def test_a_page_watching_a_reply_a_live_server_finishes_shows_it_finished(
         if other_tab is not None:
             await other_tab.disconnect()
     assert "Try again" not in frames
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_replies_streaming_at_once_are_saved_as_they_go_by_one_beat_a_second(
+    llm, monkeypatch
+):
+    """Three participants' replies stream at once on one server: what each has received so far
+    is in the database within a second or so (a crash loses at most that), and the server
+    beats for all of them together, not once per reply."""
+    beats: list[dict] = []
+    beat_replies = services.beat_replies
+
+    def counted(*, progress):
+        beats.append(dict(progress))
+        return beat_replies(progress=progress)
+
+    monkeypatch.setattr(services, "beat_replies", counted)
+    await sync_to_async(seed_demo)()
+    people = [await sync_to_async(join)() for _ in range(3)]
+    texts = [f"Reply number {n}, " + "and a few more words " * 6 + "to end." for n in range(3)]
+    for text in texts:
+        llm.queue_text(text, tokens_per_second=10)  # about four seconds each
+    pages = [communicator(person) for person in people]
+    try:
+        for page, person in zip(pages, people, strict=True):
+            assert (await page.connect())[0]
+            await collect(page, lambda text: 'id="transcript"' in text)
+            await send(page, "Her safety matters.")
+        await asyncio.sleep(2.5)
+        replies = [
+            await Message.objects.filter(interview=person.interview, role="interviewer")
+            .order_by("seq")
+            .alast()
+            for person in people
+        ]
+        for page in pages:
+            await collect(page, lambda text: "to end." in text and "Send</button>" in text)
+    finally:
+        for page in pages:
+            await page.disconnect()
+    saved = sorted(reply.content for reply in replies)
+    assert all(reply.status == Message.Status.STREAMING for reply in replies)
+    for text, so_far in zip(sorted(texts), saved, strict=True):
+        assert so_far and text.startswith(so_far) and so_far != text, (text, so_far)
+    ids = {reply.pk for reply in replies}
+    assert any(set(beat) == ids for beat in beats), beats
+    assert len(beats) <= 8, f"{len(beats)} beats for three replies of about four seconds"
