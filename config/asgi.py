@@ -4,7 +4,7 @@ import gc
 import os
 import sys
 
-from django.core.asgi import get_asgi_application
+import django
 
 # Database work runs in a worker thread beside the event loop. With Python's default 5 ms GIL
 # switch interval, each hand-over between them can wait that long while the loop is busy
@@ -13,17 +13,18 @@ sys.setswitchinterval(0.001)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Django must be set up before the consumers (and the models they import) are loaded.
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from config.handlers import HTTPHandler  # noqa: E402
 from elicit.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": HTTPHandler(),
         # Origin checked against ALLOWED_HOSTS; the session identifies the participant.
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))

@@ -138,6 +138,14 @@ else:
     # Behind an external pooler (PgBouncer in transaction mode): one short connection per use.
     _database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
 _database["CONN_HEALTH_CHECKS"] = True
+# HTTP requests one web process handles at once (config/handlers.py); the others wait their
+# turn. Each holds a database connection while it runs, so with the pool: its size, less a few
+# for the websockets' database calls.
+HTTP_CONCURRENCY = env.int(
+    "HTTP_CONCURRENCY",
+    max(4, _database.get("OPTIONS", {}).get("pool", {}).get("max_size", 24) - 4),
+    minimum=1,
+)
 DATABASES = {"default": _database}
 
 # A read replica of the PostgreSQL primary (streaming replication) for the research area's

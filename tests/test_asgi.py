@@ -1,9 +1,16 @@
 """The ASGI entry point, as a server process loads it."""
 
+import asyncio
 import json
 import subprocess
 import sys
+import threading
+import time
+import traceback
 from pathlib import Path
+
+import pytest
+from asgiref.sync import sync_to_async
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,3 +37,61 @@ def test_what_the_server_loads_at_start_is_hidden_from_the_garbage_collector(tmp
     frozen, tracked = json.loads(output.strip().splitlines()[-1])
     assert frozen > 50_000
     assert tracked < frozen / 20
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_pages_asked_for_at_once_all_arrive_no_more_than_the_limit_in_progress(
+    settings, monkeypatch
+):
+    """Twelve people open the landing page in the same instant on a server that handles three
+    requests at once: all twelve get the page; the others waited their turn. And each request's
+    middleware and view ran in one thread (one hand-over from the event loop, not two per
+    middleware: under load those hand-overs queued behind the streams and kept database
+    connections out of the pool)."""
+    from channels.testing import HttpCommunicator
+    from django.middleware.clickjacking import XFrameOptionsMiddleware
+    from django.middleware.common import CommonMiddleware
+
+    from config.asgi import application
+    from elicit.demo import seed_demo
+
+    settings.HTTP_CONCURRENCY = 3
+    await sync_to_async(seed_demo)()
+    running = 0
+    most = 0
+    threads: dict[int, set[int]] = {}
+    handed_over: list[bool] = []  # a middleware called from the event loop, not by the next one
+    lock = threading.Lock()
+    process_request = CommonMiddleware.process_request
+    process_response = XFrameOptionsMiddleware.process_response
+
+    def entering(self, request):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        threads[id(request)] = {threading.get_ident()}
+        handed_over.append(any(f.name == "__acall__" for f in traceback.extract_stack()))
+        time.sleep(0.05)  # a page that takes a moment to build
+        return process_request(self, request)
+
+    def leaving(self, request, response):
+        nonlocal running
+        threads[id(request)].add(threading.get_ident())
+        handed_over.append(any(f.name == "__acall__" for f in traceback.extract_stack()))
+        with lock:
+            running -= 1
+        return process_response(self, request, response)
+
+    monkeypatch.setattr(CommonMiddleware, "process_request", entering)
+    monkeypatch.setattr(XFrameOptionsMiddleware, "process_response", leaving)
+    pages = [
+        HttpCommunicator(application, "GET", "/d/demo/", headers=[(b"host", b"localhost")])
+        for _ in range(12)
+    ]
+    responses = await asyncio.gather(*(page.get_response(timeout=20) for page in pages))
+    assert [response["status"] for response in responses] == [200] * 12
+    assert all(b"demo" in response["body"] for response in responses)
+    assert most == 3
+    assert len(threads) == 12 and all(len(used) == 1 for used in threads.values())
+    assert len(handed_over) == 24 and not any(handed_over)
