@@ -15,9 +15,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Django must be set up before the consumers (and the models they import) are loaded.
 django.setup(set_prefix=False)
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.sessions import SessionMiddlewareStack  # noqa: E402
 
 from config.handlers import HTTPHandler  # noqa: E402
 from elicit.routing import websocket_urlpatterns  # noqa: E402
@@ -25,9 +25,10 @@ from elicit.routing import websocket_urlpatterns  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": HTTPHandler(),
-        # Origin checked against ALLOWED_HOSTS; the session identifies the participant.
+        # Origin checked against ALLOWED_HOSTS; the session identifies the participant (the
+        # interview's websocket has no use for a staff user, so none is looked up).
         "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            SessionMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
     }
 )

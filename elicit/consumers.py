@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 from django.utils.html import format_html
@@ -227,8 +226,10 @@ class InterviewConsumer(AsyncWebsocketConsumer):
     def address(self) -> str:
         return ratelimit.scope_address(self.scope)
 
-    @database_sync_to_async
-    def authorised_interview(self, interview_id: int) -> Interview | None:
+    async def authorised_interview(self, interview_id: int) -> Interview | None:
+        return await interviewer.in_database(self._authorised_interview)(interview_id)
+
+    def _authorised_interview(self, interview_id: int) -> Interview | None:
         """The interview, if the session's participant owns it."""
         session = self.scope.get("session")
         if session is None:

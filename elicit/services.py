@@ -452,9 +452,11 @@ def _take_message(
     if any(not m.abandoned for m in streaming):
         raise MessageRejected(_("Please wait until the interviewer has finished replying."))
     limit = settings.MESSAGES_PER_MINUTE
-    if not ratelimit.allow(f"msg:p:{interview.participant_id}", limit=limit) or (
-        address and not ratelimit.allow(f"msg:a:{address}", limit=limit * 20)
-    ):
+    keys = [(f"msg:p:{interview.participant_id}", ratelimit.MINUTE)]
+    if address:
+        keys.append((f"msg:a:{address}", ratelimit.MINUTE))
+    counts = ratelimit.hits(*keys)
+    if counts[0] > limit or (address and counts[1] > limit * 20):
         raise TooFast(_("You are sending messages very fast. Please wait a minute."))
     if streaming:  # left by a server that died mid-reply
         settle_stale_replies(interview)

@@ -264,3 +264,28 @@ def test_every_login_path_is_throttled_not_only_the_admins_page(rhea):
     )
     assert not form.is_valid()
     assert "Too many failed login attempts" in str(form.errors)
+
+
+def test_counters_count_each_key_and_window_apart_and_expire_with_their_window(clock):
+    """A request counts against several keys at once (one round trip on Redis): each counter
+    goes up by one, and it disappears when its window is over (nothing piles up in Redis)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.redis import RedisCache
+
+    ratelimit.reset("w:p:1")
+    ratelimit.reset("join:a:10.0.0.1", window_seconds=ratelimit.HOUR)
+    assert ratelimit.hits(("w:p:1", 60), ("join:a:10.0.0.1", 3600)) == [1, 1]
+    assert ratelimit.hits(("w:p:1", 60), ("join:a:10.0.0.1", 3600)) == [2, 2]
+    assert ratelimit.hit("w:p:1") == 3
+    assert ratelimit.count("w:p:1") == 3
+    assert ratelimit.count("join:a:10.0.0.1", window_seconds=ratelimit.HOUR) == 2
+    clock["now"] += 60  # the next minute: a new window for the minute's counter only
+    assert ratelimit.hits(("w:p:1", 60), ("join:a:10.0.0.1", 3600)) == [1, 3]
+    backend = caches["default"]
+    if isinstance(backend, RedisCache):  # each counter expires a little after its window
+
+        def ttl(key: str, window: int) -> int:
+            name = backend.make_and_validate_key(ratelimit._bucket(key, window))
+            return backend._cache.get_client(name).ttl(name)
+
+        assert 0 < ttl("w:p:1", 60) <= 65 and 60 < ttl("join:a:10.0.0.1", 3600) <= 3605

@@ -138,7 +138,7 @@ async def test_replies_streaming_at_once_are_saved_as_they_go_by_one_beat_a_seco
         llm.queue_text(text, tokens_per_second=10)  # about four seconds each
     pages = [communicator(person) for person in people]
     try:
-        for page, person in zip(pages, people, strict=True):
+        for page in pages:
             assert (await page.connect())[0]
             await collect(page, lambda text: 'id="transcript"' in text)
             await send(page, "Her safety matters.")
