@@ -52,6 +52,8 @@ def main() -> None:
     parser.add_argument("-n", "--participants", type=int, default=1000)
     parser.add_argument("--speed-up", type=float, default=1.0)
     parser.add_argument("--arrivals-over", type=float, default=60.0)
+    parser.add_argument("--think-message", type=float, default=MEDIAN_THINK_MESSAGE)
+    parser.add_argument("--think-judgment", type=float, default=MEDIAN_THINK_JUDGMENT)
     parser.add_argument("--tokens-per-second", type=float, default=30.0)
     parser.add_argument("--reply-tokens", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
@@ -74,7 +76,8 @@ def main() -> None:
     ) as c:
         print(
             f"{args.participants} participants, think times divided by {args.speed_up} "
-            f"(median {MEDIAN_THINK_MESSAGE / args.speed_up:.1f} s before a message), "
+            f"(median {args.think_message / args.speed_up:.1f} s before a message, "
+            f"{args.think_judgment / args.speed_up:.1f} s before a judgment), "
             f"replies of {args.reply_tokens} tokens at {args.tokens_per_second}/s, "
             f"arrivals over {args.arrivals_over:.0f} s",
             flush=True,
@@ -88,11 +91,11 @@ def main() -> None:
             flight["peak"] = max(flight["peak"], flight["now"])
             try:
                 await visitor.join()
-                await visitor.interview(think=think(MEDIAN_THINK_MESSAGE))
+                await visitor.interview(think=think(args.think_message))
                 await visitor.confirm_card()
                 await visitor.match()
                 await visitor.vote()
-                await visitor.judge(think=think(MEDIAN_THINK_JUDGMENT))
+                await visitor.judge(think=think(args.think_judgment))
                 await visitor.done()
             except Exception as error:  # every failed participant counts as an error
                 errors.append(f"{type(error).__name__}: {error}"[:200])
