@@ -32,6 +32,7 @@ from django.contrib import admin
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from markdown_it import MarkdownIt
+from playwright.sync_api import expect
 
 from elicit.models import ModerationFlag
 from graph import exports
@@ -714,8 +715,10 @@ def test_in_chromium_no_payload_runs_on_the_staff_pages(
     page.context.add_cookies([cookie(live_server_url, rhea)])
     page.goto(f"/research/d/{slug}/explorer/")
     page.locator(f'svg.moral-graph [data-value="{w.ve.pk}"]').first.click()
+    # The detail arrives by an htmx request that may not have started when the click returns:
+    # wait for it (a load-state wait could pass before it began), then let the swap settle.
+    expect(page.locator("body")).to_contain_text(shown("ve-d"))
     page.wait_for_load_state("networkidle")
-    assert shown("ve-d") in page.locator("body").text_content()
     found += page.evaluate(FIND_RUNNABLE)
     assert dialogs == []
     assert found == []
