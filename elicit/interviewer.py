@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 import weakref
@@ -18,7 +19,7 @@ from typing import Protocol
 
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.db import database_sync_to_async
-from django.db import connection
+from django.db import close_old_connections, connection
 from django.utils.translation import gettext as _
 
 from elicit import llm, moderation, scripted, services
@@ -44,7 +45,28 @@ def in_database(function):
     if _CALLED_FROM_SYNC.get():
         # The view's request manages its connection; Channels' wrapper would close it midway.
         return sync_to_async(function, thread_sensitive=True)
-    return database_sync_to_async(function, thread_sensitive=connection.vendor == "sqlite")
+    if connection.vendor == "sqlite":
+        return database_sync_to_async(function)
+    return sync_to_async(_giving_back_its_connection(function), thread_sensitive=False)
+
+
+def _giving_back_its_connection(function):
+    """The function, returning the connection it took to the pool when done.
+
+    Channels' database_sync_to_async does this too, but its test communicator turns it off
+    (for its single thread, where tests hold transactions): the pool's threads then kept their
+    connections, which left with them when a test's event loop closed, and after a few hundred
+    websocket tests PostgreSQL's pool ran dry."""
+
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        close_old_connections()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    return call
 
 
 def reply_blocking(interview_id: int) -> Message | None:

@@ -2,6 +2,7 @@
 worker consumes the queue start one (tests/test_celery_worker.py)."""
 
 import pytest
+from celery._state import _set_task_join_will_block
 from django.core.cache import cache
 
 from config.celery import app as celery_app
@@ -13,6 +14,12 @@ def _eager_celery():
     celery_app.conf.task_eager_propagates = True
     yield
     celery_app.conf.task_always_eager = False
+    # An eager call marks "joining a result would block" in a process-wide flag and restores the
+    # value it found; two threads applying eagerly at once (the interview's database calls run
+    # in a thread pool on PostgreSQL) can restore each other's "blocked", leaving it set for
+    # good, and a later test's own result.get() then fails "Never call result.get() within a
+    # task!" (seen in CI). No task runs between tests: nothing is being joined.
+    _set_task_join_will_block(False)
 
 
 @pytest.fixture(autouse=True)

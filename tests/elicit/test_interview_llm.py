@@ -221,6 +221,36 @@ async def test_replies_stream_token_by_token_over_the_websocket(llm):
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_an_interview_over_the_websocket_gives_back_every_database_connection(llm):
+    """PostgreSQL's pool is shared by every interview and page of a server: a conversation
+    that kept its connections would, a few hundred later, leave none for anyone."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("connection pool of PostgreSQL")
+    await sync_to_async(seed_demo)()
+    ada = await sync_to_async(join)()
+
+    def checked_out() -> int:
+        """Connections out of the pool, besides this thread's own (the test's)."""
+        connection.close()
+        stats = connection.pool.get_stats()
+        return stats["pool_size"] - stats["pool_available"]
+
+    before = await sync_to_async(checked_out)()
+    llm.queue_text("What happened then?", tokens_per_second=100)
+    comm = communicator(ada)
+    assert (await comm.connect())[0]
+    try:
+        await collect(comm, lambda text: 'id="transcript"' in text)
+        await send(comm, "Her safety matters.")
+        await collect(comm, lambda text: "Send</button>" in text, timeout=15)
+    finally:
+        await comm.disconnect()
+    assert await sync_to_async(checked_out)() == before
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_a_reply_is_saved_even_if_the_socket_drops_mid_stream(llm):
     await sync_to_async(seed_demo)()
     ada = await sync_to_async(join)()
