@@ -577,7 +577,9 @@ async def test_many_concurrent_paced_streams_run_in_parallel(llm: FakeLLM) -> No
     """Streams are interleaved on one loop, not served one after another: many are between
     their first and last token at the same moment. (Counted, not timed, so that a busy
     machine cannot make it fail; served one after another, at most one would be.)"""
-    streams, tokens, tps = 100, 10, 50
+    # Each stream lasts 2 s: far longer than opening all of them takes, even on a busy machine
+    # (at 0.2 s a stream, a CI run saw only 40 of 100 flowing at once).
+    streams, tokens, tps = 100, 10, 5
     llm.default_reply_tokens = tokens
     llm.tokens_per_second = tps
     flowing = {"now": 0, "peak": 0}
