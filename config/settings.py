@@ -138,12 +138,15 @@ else:
     # Behind an external pooler (PgBouncer in transaction mode): one short connection per use.
     _database["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
 _database["CONN_HEALTH_CHECKS"] = True
+# Threads of a web process that run the live interviews' database calls (PostgreSQL; SQLite
+# uses one), each holding a connection only while a call runs (elicit/interviewer.py).
+INTERVIEW_DB_THREADS = env.int("INTERVIEW_DB_THREADS", 8, minimum=1)
 # HTTP requests one web process handles at once (config/handlers.py); the others wait their
-# turn. Each holds a database connection while it runs, so with the pool: its size, less a few
-# for the websockets' database calls.
+# turn. Each holds a database connection while it runs, so with the pool: its size, less what
+# the interviews' threads may hold.
 HTTP_CONCURRENCY = env.int(
     "HTTP_CONCURRENCY",
-    max(4, _database.get("OPTIONS", {}).get("pool", {}).get("max_size", 24) - 4),
+    max(4, _database.get("OPTIONS", {}).get("pool", {}).get("max_size", 28) - INTERVIEW_DB_THREADS),
     minimum=1,
 )
 DATABASES = {"default": _database}

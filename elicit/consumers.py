@@ -40,7 +40,7 @@ class InterviewConsumer(AsyncWebsocketConsumer):
         if interview is None:
             await self.close(code=4403)  # not this participant's interview
             return
-        if ratelimit.check_write(participant_id=interview.participant_id, address=self.address()):
+        if await self.over_write_limit(interview):
             await self.close(code=4429)  # reconnecting in a loop: the client backs off
             return
         self.interview = interview
@@ -64,9 +64,7 @@ class InterviewConsumer(AsyncWebsocketConsumer):
             return
         if not isinstance(data, dict):
             return
-        limited = ratelimit.check_write(
-            participant_id=self.interview.participant_id, address=self.address()
-        )
+        limited = await self.over_write_limit(self.interview)
         if limited is not None:  # the composer keeps the text: only the notice is sent
             await self.send(
                 text_data=self.render("composer_error", {"composer_error": limited.message})
@@ -225,6 +223,14 @@ class InterviewConsumer(AsyncWebsocketConsumer):
 
     def address(self) -> str:
         return ratelimit.scope_address(self.scope)
+
+    async def over_write_limit(self, interview: Interview) -> ratelimit.Limited | None:
+        """Counted in the database's threads, not on the event loop: a round trip to Redis
+        there would hold up every stream of the process (and it waits for the GIL on the way
+        back while those threads run)."""
+        return await interviewer.in_database(ratelimit.check_write)(
+            participant_id=interview.participant_id, address=self.address()
+        )
 
     async def authorised_interview(self, interview_id: int) -> Interview | None:
         return await interviewer.in_database(self._authorised_interview)(interview_id)

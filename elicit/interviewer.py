@@ -13,12 +13,14 @@ import functools
 import logging
 import time
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.db import close_old_connections, connection
 from django.utils.translation import gettext as _
 
@@ -37,17 +39,26 @@ _CALLED_FROM_SYNC: ContextVar[bool] = ContextVar("called_from_sync", default=Fal
 def in_database(function):
     """Run a synchronous database function from async code.
 
-    With PostgreSQL, in the thread pool: Channels' default funnels every call of the process
-    through one thread, and at hundreds of concurrent interviews a participant's first token
-    then waits behind other streams' saves; each call here is a self-contained unit of work.
-    SQLite has a single writer anyway, so there the calls stay on one thread rather than wait
-    on the file lock."""
+    With PostgreSQL, in a pool of INTERVIEW_DB_THREADS threads: Channels' default funnels every
+    call of the process through one thread, and at hundreds of concurrent interviews a
+    participant's first token then waits behind other streams' saves; each call here is a
+    self-contained unit of work. The threads are the process's own, not the event loop's
+    default pool (sized by the number of cores): their number is what the interviews may take
+    from the database pool, which HTTP_CONCURRENCY leaves them. SQLite has a single writer
+    anyway, so there the calls stay on one thread rather than wait on the file lock."""
     if _CALLED_FROM_SYNC.get():
         # The view's request manages its connection; Channels' wrapper would close it midway.
         return sync_to_async(function, thread_sensitive=True)
     if connection.vendor == "sqlite":
         return database_sync_to_async(function)
-    return sync_to_async(_giving_back_its_connection(function), thread_sensitive=False)
+    return sync_to_async(
+        _giving_back_its_connection(function), thread_sensitive=False, executor=_database_threads()
+    )
+
+
+@functools.cache
+def _database_threads() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(settings.INTERVIEW_DB_THREADS, thread_name_prefix="interview-db")
 
 
 def _giving_back_its_connection(function):
