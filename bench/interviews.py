@@ -10,7 +10,9 @@ think time drawn from a log-normal distribution like a person's (median 20 s, sc
 Measured on the participant's side:
 - first token added: from sending the message to the first token on the websocket, minus the
   model's own first-token delay (zero in the fake): what the application adds (saving the
-  message, building the prompt, calling the model, relaying);
+  message, building the prompt, calling the model, relaying); split into its two halves,
+  to_model (sending to the fake's receipt of the request) and first_relay (the fake's first
+  token to the "browser"), to show where the time goes;
 - stream lag: for every token, arrival in the "browser" minus the fake's send stamp;
 - replies streaming at the same moment (peak), errors, and the server's peak memory (VmHWM).
 
@@ -61,6 +63,10 @@ MEDIAN_THINK_SECONDS = 20.0
 class Stats:
     first_token_ms: list[float] = field(default_factory=list)
     first_token_later_turns_ms: list[float] = field(default_factory=list)
+    # The two halves of first_token_ms: until the model has the request, and from the model's
+    # first token to the browser.
+    to_model_ms: list[float] = field(default_factory=list)
+    first_relay_ms: list[float] = field(default_factory=list)
     lag_ms: list[float] = field(default_factory=list)
     replies: int = 0
     tokens: int = 0
@@ -131,6 +137,9 @@ async def one_turn(ws, turn: int, stats: Stats) -> None:
                     model_time = stamps[0] - float(received.group(1)) if received else 0.0
                     added = (arrived - sent - model_time) * 1000
                     stats.first_token_ms.append(added)
+                    if received:
+                        stats.to_model_ms.append((float(received.group(1)) - sent) * 1000)
+                        stats.first_relay_ms.append((arrived - stamps[0]) * 1000)
                     if turn > 0:  # the first turn of an interview also warms its caches
                         stats.first_token_later_turns_ms.append(added)
                 stats.lag_ms.extend((arrived - s) * 1000 for s in stamps)
@@ -341,6 +350,10 @@ def run_once(args, interviews: int) -> dict:
         "first_token_added_ms_p99_later_turns": round(
             percentile(stats.first_token_later_turns_ms, 99), 1
         ),
+        "to_model_ms_p50": round(percentile(stats.to_model_ms, 50), 1),
+        "to_model_ms_p99": round(percentile(stats.to_model_ms, 99), 1),
+        "first_relay_ms_p50": round(percentile(stats.first_relay_ms, 50), 1),
+        "first_relay_ms_p99": round(percentile(stats.first_relay_ms, 99), 1),
         "stream_lag_ms_p50": round(percentile(stats.lag_ms, 50), 1),
         "stream_lag_ms_p99": round(percentile(stats.lag_ms, 99), 1),
         "replies_streaming_peak": stats.streaming_peak,

@@ -64,14 +64,12 @@ class InterviewConsumer(AsyncWebsocketConsumer):
             return
         if not isinstance(data, dict):
             return
-        limited = await self.over_write_limit(self.interview)
-        if limited is not None:  # the composer keeps the text: only the notice is sent
-            await self.send(
-                text_data=self.render("composer_error", {"composer_error": limited.message})
-            )
-            return
         if data.get("action") == "retry":
-            self.start_turn()
+            limited = await self.over_write_limit(self.interview)
+            if limited is not None:
+                await self.send_composer_error(limited.message)
+            else:
+                self.start_turn()
             return
         blocking = self.interview.participant.deliberation.block_flagged_messages
         if self.turn is not None and not self.turn.done():
@@ -83,9 +81,10 @@ class InterviewConsumer(AsyncWebsocketConsumer):
                 client_id=str(data.get("client_id", "")),
                 address=self.address(),
                 start=not blocking,
+                count_write=True,
             )
         except services.ParticipationError as error:
-            await self.send(text_data=self.render("composer_error", {"composer_error": str(error)}))
+            await self.send_composer_error(str(error))
             return
         if created:
             await self.send(text_data=self.echo(message))
@@ -204,6 +203,10 @@ class InterviewConsumer(AsyncWebsocketConsumer):
             if message.status != Message.Status.STREAMING:
                 await self.send_state(include_card=bool(message.tool_call))
                 return
+
+    async def send_composer_error(self, text: str) -> None:
+        """A notice above the composer, which keeps what the participant typed."""
+        await self.send(text_data=self.render("composer_error", {"composer_error": text}))
 
     def render(self, partial: str, context: dict) -> str:
         return render_to_string(f"{TEMPLATE}#{partial}", {**context, "oob": True})

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache, caches
@@ -47,7 +48,7 @@ def hits(*keys: tuple[str, int]) -> list[int]:
     buckets = [(_bucket(key, window), window + 5) for key, window in keys]
     backend = caches["default"]
     if isinstance(backend, RedisCache):
-        pipe = backend._cache.get_client(write=True).pipeline()
+        pipe = _redis_client(backend).pipeline()
         for bucket, timeout in buckets:
             name = backend.make_and_validate_key(bucket)
             pipe.set(name, 0, ex=timeout, nx=True)
@@ -62,6 +63,20 @@ def hits(*keys: tuple[str, int]) -> list[int]:
             cache.set(bucket, 1, timeout=timeout)
             counts.append(1)
     return counts
+
+
+# Redis clients (each with its pool of connections) shared by the whole process. Django's
+# cache handler gives every async context its own backend, so each websocket would otherwise
+# open a Redis connection of its own for its first counted write.
+_redis_clients: dict[tuple, Any] = {}
+
+
+def _redis_client(backend: RedisCache) -> Any:
+    key = (tuple(backend._servers), repr(sorted(backend._options.items())))
+    client = _redis_clients.get(key)
+    if client is None:
+        client = _redis_clients.setdefault(key, backend._cache.get_client(write=True))
+    return client
 
 
 def count(key: str, *, window_seconds: int = MINUTE) -> int:

@@ -403,14 +403,22 @@ def take_message(
     client_id: str = "",
     address: str = "",
     start: bool = True,
+    count_write: bool = False,
 ) -> tuple[Message, bool, PreparedReply | None]:
     """Save the participant's message and, in the same transaction, begin the reply to it
-    (unless `start` is false). Returns (message, created, prepared reply or None).
+    (unless `start` is false). Returns (message, created, prepared reply or None). With
+    `count_write`, the message first counts as one of the participant's writes
+    (ratelimit.check_write), in this same call: the websocket's path, which otherwise hands
+    over to a database thread twice before the model is asked.
 
     This is the path of every message in a live interview, right before the participant waits
     for the first token, so it reads the interview's messages once and works from that list:
     the resend check, the reply in progress, the next seq and the model's transcript (about six
     queries rather than seventeen; see bench/interviews.py)."""
+    if count_write:
+        limited = ratelimit.check_write(participant_id=interview.participant_id, address=address)
+        if limited is not None:
+            raise TooFast(limited.message)
     cleaned = validate_message_text(text)
     client_id = clean_text(client_id)[:64]
     for _attempt in range(3):
@@ -462,29 +470,44 @@ def _take_message(
         settle_stale_replies(interview)
         history = _history(interview)
     seq = (history[-1].seq if history else 0) + 1
-    message = Message.objects.create(
+    message = Message(
         interview=interview,
         seq=seq,
         role=Message.Role.PARTICIPANT,
         content=cleaned,
         client_id=client_id,
     )
-    Participant.objects.filter(pk=interview.participant_id).update(last_seen_at=timezone.now())
+    reply = None
+    if start:
+        reply = Message(
+            interview=interview,
+            seq=seq + 1,
+            role=Message.Role.INTERVIEWER,
+            status=Message.Status.STREAMING,
+            model=interview.model,
+            prompt_version=interview.prompt_version,
+        )
+    Message.objects.bulk_create([message] if reply is None else [message, reply])  # one INSERT
+    _note_seen(interview.participant)
     if not interview.participant.deliberation.block_flagged_messages:
         # Checked in the background; with blocking on, the consumer checks first.
         transaction.on_commit(partial(queue_moderation, message))
-    if not start:
+    if reply is None:
         return message, True, None
-    reply = Message.objects.create(
-        interview=interview,
-        seq=seq + 1,
-        role=Message.Role.INTERVIEWER,
-        status=Message.Status.STREAMING,
-        model=interview.model,
-        prompt_version=interview.prompt_version,
-    )
     shown = [m for m in history if m.hidden_at is None] + [message]
     return message, True, _prepared(interview, reply, shown)
+
+
+SEEN_PRECISION = timedelta(minutes=1)
+
+
+def _note_seen(participant: Participant) -> None:
+    """Record when the participant was last active, to the minute (it is shown in their data
+    export): not a write on every message."""
+    now = timezone.now()
+    if participant.last_seen_at is None or now - participant.last_seen_at >= SEEN_PRECISION:
+        Participant.objects.filter(pk=participant.pk).update(last_seen_at=now)
+        participant.last_seen_at = now
 
 
 def beat_replies(*, progress: Mapping[int, str | None]) -> int:

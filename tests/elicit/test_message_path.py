@@ -20,7 +20,9 @@ def interview(db, llm) -> Interview:
 def test_a_message_is_saved_and_its_reply_begun_in_a_handful_of_queries(
     interview, django_assert_max_num_queries
 ):
-    with django_assert_max_num_queries(8):
+    # Lock the interview, read its messages, insert the message and its reply together: with
+    # the transaction's own statements, five (the last-seen time is written once a minute).
+    with django_assert_max_num_queries(5):
         message, created, prepared = services.take_message(
             interview=interview, text="What matters is that she decides.", client_id="c1"
         )
@@ -78,3 +80,19 @@ def test_a_finished_interview_takes_no_more_messages(interview):
     with pytest.raises(services.MessageRejected, match="finished"):
         services.take_message(interview=interview, text="One more thing.", client_id="z")
     assert not interview.messages.filter(content="One more thing.").exists()
+
+
+def test_when_the_participant_was_last_seen_is_kept_to_the_minute(interview):
+    participant = interview.participant
+    joined = participant.last_seen_at
+    services.take_message(interview=interview, text="First thought.", client_id="a")
+    participant.refresh_from_db()
+    assert participant.last_seen_at == joined  # seen when joining, seconds ago: not rewritten
+
+    long_ago = timezone.now() - timezone.timedelta(minutes=5)
+    type(participant).objects.filter(pk=participant.pk).update(last_seen_at=long_ago)
+    interview.participant.last_seen_at = long_ago
+    Message.objects.filter(status=Message.Status.STREAMING).update(status=Message.Status.COMPLETE)
+    services.take_message(interview=interview, text="Second thought.", client_id="b")
+    participant.refresh_from_db()
+    assert participant.last_seen_at > long_ago + timezone.timedelta(minutes=4)

@@ -183,6 +183,22 @@ async def test_websocket_messages_are_limited_and_the_composer_keeps_the_text(no
     assert await Message.objects.filter(content="My first answer").aexists()
 
 
+async def test_asking_for_the_reply_again_counts_as_a_write_too(no_llm, settings):
+    settings.RATE_LIMIT_PARTICIPANT_PER_MINUTE = 1  # the connection itself takes it
+    await sync_to_async(seed_demo)()
+    ada = await sync_to_async(join)()
+    comm = communicator(ada)
+    connected, _ = await comm.connect()
+    assert connected
+    try:
+        await collect(comm, lambda text: 'id="transcript"' in text)
+        await comm.send_json_to({"action": "retry"})
+        frames = "".join(await collect(comm, lambda text: "very fast" in text))
+    finally:
+        await comm.disconnect()
+    assert 'id="composer-error"' in frames
+
+
 async def test_websocket_connections_are_limited_too(no_llm, settings):
     settings.RATE_LIMIT_PARTICIPANT_PER_MINUTE = 2
     await sync_to_async(seed_demo)()
