@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from channels.testing import WebsocketCommunicator
@@ -72,6 +74,20 @@ def communicator(browser: Browser, *, origin: bytes = b"http://localhost", inter
     interview_id = interview_id or browser.interview.pk
     headers = [(b"origin", origin), (b"cookie", browser.cookie_header())]
     return WebsocketCommunicator(application, f"/ws/interview/{interview_id}/", headers=headers)
+
+
+@contextlib.asynccontextmanager
+async def live_interview(browser: Browser) -> AsyncIterator[WebsocketCommunicator]:
+    """The participant's interview websocket, connected and caught up (the state frame
+    received); disconnected at the end."""
+    comm = communicator(browser)
+    connected, _ = await comm.connect()
+    assert connected
+    try:
+        await collect(comm, lambda text: 'id="transcript"' in text)
+        yield comm
+    finally:
+        await comm.disconnect()
 
 
 async def collect(comm: WebsocketCommunicator, until, timeout: float = 10.0) -> list[str]:

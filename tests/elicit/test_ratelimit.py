@@ -12,7 +12,7 @@ from elicit.demo import seed_demo
 from elicit.login import ThrottledLoginForm
 from elicit.models import Message, Participant
 from graph.models import UpgradeJudgment
-from tests.elicit.helpers import collect, communicator, join, send
+from tests.elicit.helpers import collect, communicator, join, live_interview, send
 from tests.factories import HypothesisFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -165,17 +165,11 @@ async def test_websocket_messages_are_limited_and_the_composer_keeps_the_text(no
     settings.RATE_LIMIT_PARTICIPANT_PER_MINUTE = 2  # the connection, then one message
     await sync_to_async(seed_demo)()
     ada = await sync_to_async(join)()
-    comm = communicator(ada)
-    connected, _ = await comm.connect()
-    assert connected
-    try:
-        await collect(comm, lambda text: 'id="transcript"' in text)
+    async with live_interview(ada) as comm:
         await send(comm, "My first answer")
         await collect(comm, lambda text: "My first answer" in text)
         await send(comm, "One answer too many")
         frames = "".join(await collect(comm, lambda text: "very fast" in text))
-    finally:
-        await comm.disconnect()
 
     assert 'id="composer-error"' in frames
     assert "One answer too many" not in frames  # not echoed: the composer still holds it
@@ -187,15 +181,9 @@ async def test_asking_for_the_reply_again_counts_as_a_write_too(no_llm, settings
     settings.RATE_LIMIT_PARTICIPANT_PER_MINUTE = 1  # the connection itself takes it
     await sync_to_async(seed_demo)()
     ada = await sync_to_async(join)()
-    comm = communicator(ada)
-    connected, _ = await comm.connect()
-    assert connected
-    try:
-        await collect(comm, lambda text: 'id="transcript"' in text)
+    async with live_interview(ada) as comm:
         await comm.send_json_to({"action": "retry"})
         frames = "".join(await collect(comm, lambda text: "very fast" in text))
-    finally:
-        await comm.disconnect()
     assert 'id="composer-error"' in frames
 
 
