@@ -508,7 +508,8 @@ def _note_seen(participant: Participant) -> None:
     now = timezone.now()
     if participant.last_seen_at is None or now - participant.last_seen_at >= SEEN_PRECISION:
         Participant.objects.filter(pk=participant.pk).update(last_seen_at=now)
-        participant.last_seen_at = now
+        # Remembered once written for good: a transaction rolled back (and retried) writes again.
+        transaction.on_commit(partial(setattr, participant, "last_seen_at", now))
 
 
 def beat_replies(*, progress: Mapping[int, str | None]) -> int:

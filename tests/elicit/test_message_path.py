@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from elicit import services
 from elicit.demo import seed_demo
-from elicit.models import Interview, Message
+from elicit.models import Interview, Message, Participant
 from tests.elicit.helpers import join
 
 
@@ -90,7 +90,7 @@ def test_when_the_participant_was_last_seen_is_kept_to_the_minute(interview):
     assert participant.last_seen_at == joined  # seen when joining, seconds ago: not rewritten
 
     long_ago = timezone.now() - timezone.timedelta(minutes=5)
-    type(participant).objects.filter(pk=participant.pk).update(last_seen_at=long_ago)
+    Participant.objects.filter(pk=participant.pk).update(last_seen_at=long_ago)
     interview.participant.last_seen_at = long_ago
     Message.objects.filter(status=Message.Status.STREAMING).update(status=Message.Status.COMPLETE)
     services.take_message(interview=interview, text="Second thought.", client_id="b")
