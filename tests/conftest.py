@@ -2,8 +2,10 @@
 worker consumes the queue start one (tests/test_celery_worker.py)."""
 
 import pytest
+from asgiref.sync import SyncToAsync
 from celery._state import _set_task_join_will_block
 from django.core.cache import cache
+from django.db import connections
 
 from config.celery import app as celery_app
 
@@ -27,6 +29,18 @@ def _clear_cache():
     """Rate-limit counters and cached pages must not leak from one test into the next."""
     cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _close_the_shared_threads_connection():
+    """An async test's `sync_to_async` calls (thread-sensitive, outside any request) run in
+    asgiref's one shared thread, whose database connection nothing closes: it stayed open to the
+    end, and on PostgreSQL the test database could then not be dropped ("being accessed by other
+    users", seen in CI). Close it after each test that used that thread."""
+    yield
+    executor = SyncToAsync.single_thread_executor
+    if executor._threads:  # the thread exists: some test has used it
+        executor.submit(connections.close_all).result(timeout=30)
 
 
 @pytest.fixture
