@@ -16,7 +16,12 @@ Measured on the participant's side:
 - stream lag: for every token, arrival in the "browser" minus the fake's send stamp;
 - replies streaming at the same moment (peak), errors, and the server's peak memory (VmHWM).
 
-Usage: python bench/interviews.py [--interviews 500] [--turns 3] [--think-scale 1.0]
+With --pin, the application runs on CPU 0 and the load generator (the fake model and the
+simulated participants) on the other CPUs, as if they were on machines of their own; without it,
+all of them share every CPU, and the load generator's bursts land in the application's figures.
+(The database server, if any, is not pinned.) The JSON says which was used.
+
+Usage: python bench/interviews.py [--interviews 500] [--turns 3] [--think-scale 1.0] [--pin]
 The last line printed is a JSON object with the figures.
 """
 
@@ -216,7 +221,14 @@ def main() -> None:
     parser.add_argument("--tokens-per-second", type=float, default=30.0)
     parser.add_argument("--reply-tokens", type=int, default=150)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="the application on CPU 0, the fake model and the participants on the others",
+    )
     args = parser.parse_args()
+    if args.pin and len(os.sched_getaffinity(0)) < 2:
+        parser.error("--pin needs at least two CPUs")
     sizes = [int(n) for n in args.ladder.split(",") if n.strip()] or [args.interviews]
     results = [run_once(args, n) for n in sizes]
     for result in results:
@@ -241,6 +253,22 @@ def main() -> None:
     )
 
 
+every_cpu = os.sched_getaffinity(0)
+
+
+def cpu_split(pin: bool) -> tuple[set[int], set[int]]:
+    """With --pin: the application's CPU, and the load generator's (the rest)."""
+    if not pin:
+        return set(), set()
+    first = min(every_cpu)
+    return {first}, every_cpu - {first}
+
+
+def pinned(cpus: set[int]) -> list[str]:
+    """A command prefix that runs a process (and every thread it starts) on these CPUs."""
+    return ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
+
+
 def run_once(args, interviews: int) -> dict:
     var_dir = Path(tempfile.mkdtemp(prefix="mge-bench-"))
     fake_port, app_port = free_port(), free_port()
@@ -262,6 +290,7 @@ def run_once(args, interviews: int) -> dict:
         LOG_LEVEL="warning",
     )
     processes = []
+    app_cpus, load_cpus = cpu_split(args.pin)
     try:
         subprocess.run([PYTHON, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
         subprocess.run(
@@ -279,6 +308,7 @@ def run_once(args, interviews: int) -> dict:
         )
         fake = subprocess.Popen(
             [
+                *pinned(load_cpus),
                 PYTHON,
                 "-m",
                 "tests.fakellm",
@@ -297,6 +327,7 @@ def run_once(args, interviews: int) -> dict:
         processes.append(fake)
         app = subprocess.Popen(
             [
+                *pinned(app_cpus),
                 str(Path(PYTHON).with_name("uvicorn")),
                 "config.asgi:application",
                 "--host",
@@ -323,12 +354,15 @@ def run_once(args, interviews: int) -> dict:
             f"reply={args.reply_tokens} tokens at {args.tokens_per_second}/s",
             flush=True,
         )
+        if load_cpus:
+            os.sched_setaffinity(0, load_cpus)  # this process: the participants
         pids = {"server": app.pid, "fake_llm": fake.pid, "client": os.getpid()}
         stats, elapsed, cpu = asyncio.run(
             run_participants(f"http://127.0.0.1:{app_port}", args, interviews, pids)
         )
         peak_mib = peak_rss_mib(app.pid)
     finally:
+        os.sched_setaffinity(0, every_cpu)
         for process in processes:
             process.terminate()
         for process in processes:
@@ -363,6 +397,7 @@ def run_once(args, interviews: int) -> dict:
         "elapsed_seconds": round(elapsed, 1),
         "mean_lag_ms": round(statistics.fmean(stats.lag_ms), 1) if stats.lag_ms else None,
         "cpu_share_of_one_core": cpu,
+        "pinned": {"server": sorted(app_cpus), "load": sorted(load_cpus)} if args.pin else None,
     }
     return result
 
