@@ -120,7 +120,10 @@ def queue_page(request):
         "page_query": _without_page(request),
     }
     template = "graph/moderation/queue.html"
-    return render(request, f"{template}#rows" if request.htmx else template, context)
+    # The filters push their address into the history; going Back to one that htmx kept no
+    # snapshot of, it asks with HX-Request again, and then needs the whole page.
+    partial = request.htmx and not request.htmx.history_restore_request
+    return render(request, f"{template}#rows" if partial else template, context)
 
 
 def _without_page(request) -> str:

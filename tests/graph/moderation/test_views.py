@@ -164,6 +164,20 @@ def test_the_queue_shows_each_flag_with_its_reason_and_source_and_filters(world)
     assert partial.lstrip().startswith('<section id="queue-rows">')
 
 
+def test_back_to_a_filtered_queue_htmx_has_no_snapshot_of_gets_the_whole_page(world):
+    """The filters push their address into the history; htmx restores an entry it kept no
+    snapshot of by asking with HX-Request: the rows alone would replace the whole page."""
+    restored = client_for(world["mo"]).get(
+        reverse("moderation:queue"),
+        {"reason": "harassment"},
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_HISTORY_RESTORE_REQUEST="true",
+    )
+    html = restored.content.decode()
+    assert html.lstrip().lower().startswith("<!doctype html>")
+    assert 'id="queue-rows"' in html and "Respect her choice" in html
+
+
 def test_the_queue_is_paginated(world):
     deliberation = world["deliberation"]
     for n in range(55):
