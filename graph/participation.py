@@ -210,12 +210,22 @@ def _pending(participant: Participant) -> UpgradeJudgment | None:
     )
 
 
+def _unseen(participant: Participant):
+    """Hypotheses the participant may still be shown: showable, of a pair not shown to them."""
+    seen_pairs = UpgradeJudgment.objects.filter(participant=participant).values("pair_key")
+    return _showable(participant).exclude(pair_key__in=seen_pairs)
+
+
+def pairs_left(participant: Participant) -> int:
+    """How many pairs of values the participant may still be shown a story about. Counted by
+    the database: the routing's order (which weighs every judgment of the deliberation) is
+    only needed to draw the next story, not to count what is left."""
+    return _unseen(participant).values("pair_key").distinct().count()
+
+
 def routing_order(participant: Participant) -> list[UpgradeHypothesis]:
     """Hypotheses the participant may still be shown, best first (see the module docstring)."""
-    seen_pairs = set(
-        UpgradeJudgment.objects.filter(participant=participant).values_list("pair_key", flat=True)
-    )
-    candidates = list(_showable(participant).exclude(pair_key__in=seen_pairs))
+    candidates = list(_unseen(participant))
     if not candidates:
         return []
     answered = UpgradeJudgment.objects.filter(
@@ -281,10 +291,9 @@ def story_progress(participant: Participant) -> tuple[int, int]:
     the stories they will actually be asked, which is fewer than the deliberation asks for
     when fewer pairs are left for them (each pair is shown to a person once)."""
     answered = answered_count(participant)
-    left = judgments_left(participant)
-    pairs_left = {h.pair_key for h in routing_order(participant)}
+    left = max(0, participant.deliberation.judgments_per_participant - answered)
     shown = _pending(participant) is not None  # the story on screen: its pair is already used
-    return answered + 1, answered + min(left, len(pairs_left) + shown)
+    return answered + 1, answered + min(left, pairs_left(participant) + shown)
 
 
 def own_judgment(*, participant: Participant, judgment_id: int) -> UpgradeJudgment | None:

@@ -237,7 +237,7 @@ def journey_finished(participant: Participant) -> bool:
     if participation.judgments_left(participant) == 0:
         return True
     pending = participant.judgments.filter(verdict="", hypothesis__hidden_at__isnull=True)
-    return not pending.exists() and not participation.routing_order(participant)
+    return not pending.exists() and participation.pairs_left(participant) == 0
 
 
 @transaction.atomic

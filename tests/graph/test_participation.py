@@ -532,3 +532,20 @@ def test_after_matching_her_value_she_goes_on_to_the_vote(demo):
     match = browser.confirm_scripted_card()["Location"]
     response = browser.client.get(match)  # nothing close yet: the match step is skipped
     assert response["Location"] == VOTE
+
+
+def test_a_story_is_shown_in_a_handful_of_queries_however_many_others_judged(
+    ada, demo, django_assert_max_num_queries
+):
+    """The story page is the one participants load most (once per story). Counting the
+    stories left for her ("Story n of m") must not redo the routing, which weighs every
+    judgment in the deliberation (it took 20 queries when it did)."""
+    demo.judgments_per_participant = 3
+    demo.save()
+    for _ in range(4):
+        answered_by_others(hypothesis(DISTRESS), 5)
+    first = current_story(ada)  # drawn by the routing
+    with django_assert_max_num_queries(15):
+        html = page(ada.client.get(JUDGE))  # a reload: the same story again
+    assert f'name="judgment" value="{first.pk}"' in html
+    assert "Story 1 of 3" in html
