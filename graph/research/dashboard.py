@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from elicit import access, setup
+from elicit.login import ThrottledLoginForm
 from graph import dashboard as stats
 from graph import pipeline, reconciliation
 from graph.models import ScoringRun
@@ -208,7 +209,9 @@ urlpatterns = [
     path(
         "login/",
         auth_views.LoginView.as_view(
-            template_name="graph/research/login.html", redirect_authenticated_user=True
+            template_name="graph/research/login.html",
+            redirect_authenticated_user=True,
+            authentication_form=ThrottledLoginForm,  # says so when logins are throttled
         ),
         name="login",
     ),

@@ -270,6 +270,21 @@ def test_every_login_path_is_throttled_not_only_the_admins_page(rhea):
     assert "Too many failed login attempts" in str(form.errors)
 
 
+def test_the_research_login_page_says_plainly_that_logins_are_throttled(rhea):
+    """Staff sign in at /research/login/: once throttled, the page says so and for how long,
+    not "wrong password", and keeps the username."""
+    for _ in range(5):
+        log_in("wrong")
+    response = Client().post(
+        "/research/login/", {"username": "rhea", "password": "correct horse battery"}
+    )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Too many failed login attempts" in page
+    assert "try again in 15 minutes" in page
+    assert 'value="rhea"' in page
+
+
 def test_counters_count_each_key_and_window_apart_and_expire_with_their_window(clock):
     """A request counts against several keys at once (one round trip on Redis): each counter
     goes up by one, and it disappears when its window is over (nothing piles up in Redis)."""
