@@ -92,9 +92,12 @@ def session_participant(session: Mapping, deliberation: Deliberation) -> Partici
     participant_id = (session.get(SESSION_KEY) or {}).get(str(deliberation.pk))
     if participant_id is None:
         return None
-    return Participant.objects.filter(
+    participant = Participant.objects.filter(
         pk=participant_id, deliberation=deliberation, erased_at__isnull=True
     ).first()
+    if participant is not None:
+        participant.deliberation = deliberation  # the same row: not read again
+    return participant
 
 
 def forget_participant(session, deliberation: Deliberation) -> None:

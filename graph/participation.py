@@ -185,11 +185,12 @@ def judgments_left(participant: Participant) -> int:
     return max(0, wanted - answered_count(participant))
 
 
-def _showable(participant: Participant):
+def _showable(participant: Participant, own: set[int] | None = None):
     """Hypotheses that may be shown to the participant: not hidden, both values visible, none
-    of them the participant's own."""
+    of them the participant's own (`own`: their own_value_ids, when the caller has them)."""
     deliberation = participant.deliberation
-    visible = shown_values(deliberation).exclude(pk__in=own_value_ids(participant))
+    own = own_value_ids(participant) if own is None else own
+    visible = shown_values(deliberation).exclude(pk__in=own)
     return UpgradeHypothesis.objects.filter(
         deliberation=deliberation,
         hidden_at__isnull=True,
@@ -198,11 +199,11 @@ def _showable(participant: Participant):
     )
 
 
-def _pending(participant: Participant) -> UpgradeJudgment | None:
+def _pending(participant: Participant, own: set[int] | None = None) -> UpgradeJudgment | None:
     """A story shown but not answered yet (a reload shows it again), if it may still be shown."""
     return (
         UpgradeJudgment.objects.filter(
-            participant=participant, verdict="", hypothesis__in=_showable(participant)
+            participant=participant, verdict="", hypothesis__in=_showable(participant, own)
         )
         .select_related("hypothesis__context", "hypothesis__from_value", "hypothesis__to_value")
         .order_by("shown_at", "id")
@@ -210,17 +211,17 @@ def _pending(participant: Participant) -> UpgradeJudgment | None:
     )
 
 
-def _unseen(participant: Participant):
+def _unseen(participant: Participant, own: set[int] | None = None):
     """Hypotheses the participant may still be shown: showable, of a pair not shown to them."""
     seen_pairs = UpgradeJudgment.objects.filter(participant=participant).values("pair_key")
-    return _showable(participant).exclude(pair_key__in=seen_pairs)
+    return _showable(participant, own).exclude(pair_key__in=seen_pairs)
 
 
-def pairs_left(participant: Participant) -> int:
+def pairs_left(participant: Participant, own: set[int] | None = None) -> int:
     """How many pairs of values the participant may still be shown a story about. Counted by
     the database: the routing's order (which weighs every judgment of the deliberation) is
     only needed to draw the next story, not to count what is left."""
-    return _unseen(participant).values("pair_key").distinct().count()
+    return _unseen(participant, own).values("pair_key").distinct().count()
 
 
 def routing_order(participant: Participant) -> list[UpgradeHypothesis]:
@@ -264,7 +265,8 @@ def next_judgment(*, participant: Participant) -> UpgradeJudgment | None:
         return None
     # Serialises a participant's concurrent requests on databases that lock rows.
     Participant.objects.select_for_update().filter(pk=participant.pk).first()
-    pending = _pending(participant)
+    own = own_value_ids(participant)
+    pending = _pending(participant, own)
     if pending is not None:
         return pending
     for hypothesis in routing_order(participant):
@@ -278,11 +280,11 @@ def next_judgment(*, participant: Participant) -> UpgradeJudgment | None:
                 )
         except IntegrityError:
             # Another request of the same person drew this pair first: show what it drew.
-            pending = _pending(participant)
+            pending = _pending(participant, own)
             if pending is not None:
                 return pending
             continue
-        return _pending(participant)
+        return _pending(participant, own)
     return None
 
 
@@ -292,8 +294,9 @@ def story_progress(participant: Participant) -> tuple[int, int]:
     when fewer pairs are left for them (each pair is shown to a person once)."""
     answered = answered_count(participant)
     left = max(0, participant.deliberation.judgments_per_participant - answered)
-    shown = _pending(participant) is not None  # the story on screen: its pair is already used
-    return answered + 1, answered + min(left, pairs_left(participant) + shown)
+    own = own_value_ids(participant)
+    shown = _pending(participant, own) is not None  # the story on screen: its pair is used
+    return answered + 1, answered + min(left, pairs_left(participant, own) + shown)
 
 
 def own_judgment(*, participant: Participant, judgment_id: int) -> UpgradeJudgment | None:

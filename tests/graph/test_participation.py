@@ -545,7 +545,7 @@ def test_a_story_is_shown_in_a_handful_of_queries_however_many_others_judged(
     for _ in range(4):
         answered_by_others(hypothesis(DISTRESS), 5)
     first = current_story(ada)  # drawn by the routing
-    with django_assert_max_num_queries(15):
+    with django_assert_max_num_queries(13):
         html = page(ada.client.get(JUDGE))  # a reload: the same story again
     assert f'name="judgment" value="{first.pk}"' in html
     assert "Story 1 of 3" in html
