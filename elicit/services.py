@@ -7,6 +7,7 @@ nothing of substance themselves.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from kombu.exceptions import KombuError
 
 from elicit import llm, ratelimit, scripted
 from elicit.cards import CardDraft, clean_text, validate_card
@@ -50,6 +52,8 @@ from elicit.models import (
 )
 
 # Sent (on commit) when a participant confirmed a card; graph/ starts deduplication from it.
+logger = logging.getLogger(__name__)
+
 card_confirmed = Signal()  # sender=ValuesCard, card=ValuesCard
 
 SESSION_KEY = "participants"  # {deliberation id: participant id}
@@ -677,10 +681,19 @@ def flag(*, target, deliberation_id: int, source: str, reason: str, detail: str 
 
 
 def queue_moderation(target) -> None:
+    """Queue the moderation check of a saved message or card for the background workers. Runs
+    once the participant's input is saved: with the broker unreachable, the participant goes on
+    (their input is kept and the reply still comes) and the operators get a warning naming
+    what went unchecked."""
     from elicit.tasks import moderate_text
 
     meta = target._meta
-    moderate_text.delay(meta.app_label, meta.model_name, target.pk)
+    try:
+        moderate_text.delay(meta.app_label, meta.model_name, target.pk)
+    except (KombuError, OSError) as error:
+        logger.warning(
+            "could not queue the moderation check of %s %s: %s", meta.model_name, target.pk, error
+        )
 
 
 def moderation_text(target) -> str:

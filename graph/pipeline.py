@@ -52,6 +52,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from kombu.exceptions import KombuError
 
 from elicit import llm
 from elicit.models import Context, Deliberation, ModerationFlag, Participant, ValuesCard
@@ -1261,7 +1262,16 @@ def _send(job: PipelineJob) -> None:
             for k in ("estimator", "include_flagged", "name", "params")
             if k in job.params
         }
-    result = task.apply_async(args=args, kwargs=kwargs)
+    try:
+        result = task.apply_async(args=args, kwargs=kwargs)
+    except (KombuError, OSError) as error:
+        # Failed at once, not left "queued" with no task behind it: the dashboard shows why,
+        # and the job can be run again once the broker is back.
+        logger.warning("could not queue %s job %s: %s", job.kind, job.pk, error)
+        PipelineJob.objects.filter(pk=job.pk).update(
+            status=Status.FAILED, error=_describe(error), finished_at=timezone.now()
+        )
+        return
     PipelineJob.objects.filter(pk=job.pk).update(task_id=str(result.id or "")[:64])
 
 

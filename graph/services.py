@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from kombu.exceptions import KombuError
 
 from elicit import llm
 from elicit.models import Deliberation, ValuesCard
@@ -365,9 +366,15 @@ def undo_decision(*, decision: DedupDecision, user=None) -> DedupDecision:
 
 
 def queue_deduplication(card_id: int, *, countdown: int = 0) -> None:
+    """Queue the card's deduplication for the workers. With the broker unreachable the card
+    stays pending (the participant goes on), and the scheduled pipeline, which deduplicates
+    every pending card, takes it later."""
     from graph.tasks import deduplicate_card
 
-    deduplicate_card.apply_async(args=[card_id], countdown=countdown)
+    try:
+        deduplicate_card.apply_async(args=[card_id], countdown=countdown)
+    except (KombuError, OSError) as error:
+        logger.warning("could not queue the deduplication of card %s: %s", card_id, error)
 
 
 def deduplicate(*, card_id: int, job: PipelineJob | None = None) -> DedupDecision | None:

@@ -345,3 +345,41 @@ async def test_over_the_websocket_a_broken_reply_offers_a_retry_that_works(llm):
     assert "Try again" not in frames.split("Tell me about a time", 1)[1]
     statuses = [m.status async for m in Message.objects.filter(role="interviewer").order_by("seq")]
     assert statuses == ["complete", "partial", "complete"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_with_the_broker_unreachable_the_message_is_kept_and_the_reply_still_comes(
+    llm, monkeypatch, caplog
+):
+    """The moderation check is queued for the background workers once the message is saved.
+    With the broker away, the participant still gets the reply at once (the queueing is not
+    retried on their time), and the operators get a log line naming the message."""
+    from kombu.exceptions import OperationalError
+
+    from elicit import tasks
+
+    queued = []
+
+    def unreachable(*args, **kwargs):
+        queued.append(args)
+        raise OperationalError("Error 111 connecting to the broker. Connection refused.")
+
+    monkeypatch.setattr(tasks.moderate_text, "apply_async", unreachable)
+    await sync_to_async(seed_demo)()
+    ada = await sync_to_async(join)()
+    llm.queue_text("Tell me more about her.")
+    comm = communicator(ada)
+    assert (await comm.connect())[0]
+    try:
+        await collect(comm, lambda text: 'id="transcript"' in text)
+        await send(comm, "Her safety matters.")
+        frames = await collect(comm, lambda text: "Send</button>" in text, timeout=15)
+    finally:
+        await comm.disconnect()
+    assert "Tell me more about her." in "".join(frames)
+    message = await Message.objects.aget(role="participant")
+    assert message.content == "Her safety matters."
+    reply = await Message.objects.filter(role="interviewer").order_by("seq").alast()
+    assert reply.status == Message.Status.COMPLETE
+    assert queued, "the check was not even attempted"
+    assert f"message {message.pk}" in caplog.text and "moderation" in caplog.text

@@ -109,3 +109,28 @@ def test_the_same_message_resent_is_stored_once(demo):
     ada.send_http("Hello there, this matters.", client_id="same-id")
     ada.send_http("Hello there, this matters.", client_id="same-id")
     assert Message.objects.filter(interview=ada.interview, role="participant").count() == 1
+
+
+def test_with_the_broker_unreachable_a_confirmed_card_is_kept_and_the_journey_goes_on(
+    demo, monkeypatch, caplog
+):
+    """Confirming queues the card's moderation check and its deduplication for the workers.
+    With the broker away, the card is saved all the same and the participant moves on; the
+    operators get warnings, and the scheduled pipeline deduplicates the card later."""
+    from kombu.exceptions import OperationalError
+
+    from elicit import tasks as elicit_tasks
+    from graph import tasks as graph_tasks
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to the broker. Connection refused.")
+
+    ada = join()
+    monkeypatch.setattr(elicit_tasks.moderate_text, "apply_async", unreachable)
+    monkeypatch.setattr(graph_tasks.deduplicate_card, "apply_async", unreachable)
+    response = ada.confirm_scripted_card()
+    assert response.status_code == 302
+    card = ValuesCard.objects.get(participant=ada.participant)
+    assert ada.client.get(response["Location"], follow=True).status_code == 200
+    assert f"moderation check of valuescard {card.pk}" in caplog.text
+    assert f"deduplication of card {card.pk}" in caplog.text

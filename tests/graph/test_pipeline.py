@@ -663,6 +663,28 @@ def test_a_pipeline_in_flight_is_not_queued_again(demo):
     assert pipeline.queue_pipeline(deliberation_id=demo.pk) is not None  # the old one is stale
 
 
+def test_a_job_whose_task_cannot_be_sent_fails_at_once_and_blocks_nothing(
+    demo, monkeypatch, django_capture_on_commit_callbacks
+):
+    """With the broker unreachable, a queued job would otherwise sit "queued" with no task
+    behind it (and hold back the next pipeline for hours): it is marked failed with the
+    reason, so the dashboard says why, and the next one can be queued."""
+    from kombu.exceptions import OperationalError
+
+    def unreachable(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to the broker. Connection refused.")
+
+    monkeypatch.setattr(tasks.run_pipeline_task, "apply_async", unreachable)
+    with django_capture_on_commit_callbacks(execute=True):
+        job = pipeline.queue_pipeline(deliberation_id=demo.pk)
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert "Connection refused" in job.error and job.finished_at is not None
+    monkeypatch.undo()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert pipeline.queue_pipeline(deliberation_id=demo.pk) is not None
+
+
 def test_the_pipeline_is_queued_when_enough_new_cards_or_judgments_arrived(graph_world):
     deliberation = graph_world.deliberation
     Job.objects.create(
