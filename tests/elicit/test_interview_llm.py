@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 
 from elicit.demo import seed_demo
 from elicit.models import Interview, Message, ModerationFlag
-from tests.elicit.helpers import collect, communicator, join, send
+from tests.elicit.helpers import collect, communicator, join, live_interview, send
 
 CARD = {
     "title": "Support without judgment",
@@ -368,14 +368,9 @@ async def test_with_the_broker_unreachable_the_message_is_kept_and_the_reply_sti
     await sync_to_async(seed_demo)()
     ada = await sync_to_async(join)()
     llm.queue_text("Tell me more about her.")
-    comm = communicator(ada)
-    assert (await comm.connect())[0]
-    try:
-        await collect(comm, lambda text: 'id="transcript"' in text)
+    async with live_interview(ada) as comm:
         await send(comm, "Her safety matters.")
         frames = await collect(comm, lambda text: "Send</button>" in text, timeout=15)
-    finally:
-        await comm.disconnect()
     assert "Tell me more about her." in "".join(frames)
     message = await Message.objects.aget(role="participant")
     assert message.content == "Her safety matters."
