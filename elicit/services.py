@@ -51,9 +51,9 @@ from elicit.models import (
     ValuesCard,
 )
 
-# Sent (on commit) when a participant confirmed a card; graph/ starts deduplication from it.
 logger = logging.getLogger(__name__)
 
+# Sent (on commit) when a participant confirmed a card; graph/ starts deduplication from it.
 card_confirmed = Signal()  # sender=ValuesCard, card=ValuesCard
 
 SESSION_KEY = "participants"  # {deliberation id: participant id}
