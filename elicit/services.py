@@ -7,7 +7,6 @@ nothing of substance themselves.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,7 +34,6 @@ from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from kombu.exceptions import KombuError
 
 from elicit import llm, ratelimit, scripted
 from elicit.cards import CardDraft, clean_text, validate_card
@@ -50,8 +48,6 @@ from elicit.models import (
     Question,
     ValuesCard,
 )
-
-logger = logging.getLogger(__name__)
 
 # Sent (on commit) when a participant confirmed a card; graph/ starts deduplication from it.
 card_confirmed = Signal()  # sender=ValuesCard, card=ValuesCard
@@ -685,15 +681,12 @@ def queue_moderation(target) -> None:
     once the participant's input is saved: with the broker unreachable, the participant goes on
     (their input is kept and the reply still comes) and the operators get a warning naming
     what went unchecked."""
+    from config.celery import enqueue
     from elicit.tasks import moderate_text
 
     meta = target._meta
-    try:
-        moderate_text.delay(meta.app_label, meta.model_name, target.pk)
-    except (KombuError, OSError) as error:
-        logger.warning(
-            "could not queue the moderation check of %s %s: %s", meta.model_name, target.pk, error
-        )
+    what = f"the moderation check of {meta.model_name} {target.pk}"
+    enqueue(moderate_text, what, meta.app_label, meta.model_name, target.pk)
 
 
 def moderation_text(target) -> str:

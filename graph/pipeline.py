@@ -52,7 +52,6 @@ from django.db.models import (
 )
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from kombu.exceptions import KombuError
 
 from elicit import llm
 from elicit.models import Context, Deliberation, ModerationFlag, Participant, ValuesCard
@@ -1245,6 +1244,7 @@ def run_pipeline(*, deliberation_id: int, job_id: int | None = None) -> Pipeline
 
 def _send(job: PipelineJob) -> None:
     """Send the task that runs *job* (called when the transaction that created it commits)."""
+    from config.celery import BROKER_ERRORS
     from graph import tasks
 
     args: list[Any] = [job.deliberation_id, job.pk]
@@ -1264,7 +1264,7 @@ def _send(job: PipelineJob) -> None:
         }
     try:
         result = task.apply_async(args=args, kwargs=kwargs)
-    except (KombuError, OSError) as error:
+    except BROKER_ERRORS as error:
         # Failed at once, not left "queued" with no task behind it: the dashboard shows why,
         # and the job can be run again once the broker is back.
         logger.warning("could not queue %s job %s: %s", job.kind, job.pk, error)

@@ -16,7 +16,6 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from kombu.exceptions import KombuError
 
 from elicit import llm
 from elicit.models import Deliberation, ValuesCard
@@ -369,12 +368,10 @@ def queue_deduplication(card_id: int, *, countdown: int = 0) -> None:
     """Queue the card's deduplication for the workers. With the broker unreachable the card
     stays pending (the participant goes on), and the scheduled pipeline, which deduplicates
     every pending card, takes it later."""
+    from config.celery import enqueue
     from graph.tasks import deduplicate_card
 
-    try:
-        deduplicate_card.apply_async(args=[card_id], countdown=countdown)
-    except (KombuError, OSError) as error:
-        logger.warning("could not queue the deduplication of card %s: %s", card_id, error)
+    enqueue(deduplicate_card, f"the deduplication of card {card_id}", card_id, countdown=countdown)
 
 
 def deduplicate(*, card_id: int, job: PipelineJob | None = None) -> DedupDecision | None:
