@@ -179,10 +179,11 @@ def answered_count(participant: Participant) -> int:
     return UpgradeJudgment.objects.filter(participant=participant).exclude(verdict="").count()
 
 
-def judgments_left(participant: Participant) -> int:
-    """How many more stories the participant is asked to judge (0 when they are done)."""
+def judgments_left(participant: Participant, answered: int | None = None) -> int:
+    """How many more stories the participant is asked to judge (0 when they are done);
+    `answered`: their answered_count, when the caller has it."""
     wanted = participant.deliberation.judgments_per_participant
-    return max(0, wanted - answered_count(participant))
+    return max(0, wanted - (answered_count(participant) if answered is None else answered))
 
 
 def _showable(participant: Participant, own: set[int] | None = None):
@@ -293,7 +294,7 @@ def story_progress(participant: Participant) -> tuple[int, int]:
     the stories they will actually be asked, which is fewer than the deliberation asks for
     when fewer pairs are left for them (each pair is shown to a person once)."""
     answered = answered_count(participant)
-    left = max(0, participant.deliberation.judgments_per_participant - answered)
+    left = judgments_left(participant, answered)
     own = own_value_ids(participant)
     shown = _pending(participant, own) is not None  # the story on screen: its pair is used
     return answered + 1, answered + min(left, pairs_left(participant, own) + shown)
