@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -37,7 +39,9 @@ sys.path.insert(0, str(ROOT))
 from bench.journey import (  # noqa: E402
     RequestLog,
     Visitor,
+    children,
     cluster,
+    cpu_seconds,
     percentile,
     tree_peak_rss_mib,
 )
@@ -45,6 +49,28 @@ from bench.journey import (  # noqa: E402
 TARGET_P99_MS = 300.0
 MEDIAN_THINK_MESSAGE = 20.0
 MEDIAN_THINK_JUDGMENT = 8.0
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (a worker's pool, PostgreSQL's backends): those
+    alive now, and those that ended and were waited for (cutime and cstime)."""
+    total = 0.0
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total + sum(tree_cpu_seconds(child) for child in children(pid))
+
+
+def postgres_pids() -> dict[str, int]:
+    """The PostgreSQL server's main process, when it runs on this machine (its backends are its
+    children: counted with it, though they come and go during the run)."""
+    for status in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError):
+            if status.read_text().strip() == "postgres":
+                pid = int(status.parent.name)
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] == "1":
+                    return {"postgresql": pid}
+    return {}
 
 
 def main() -> None:
@@ -108,7 +134,23 @@ def main() -> None:
             await asyncio.gather(*(journey(v) for v in visitors))
             return time.monotonic() - started
 
+        # CPU of every process during the run, this one (the participants) and PostgreSQL's
+        # included: on one machine they all share its cores, and this says who used them.
+        processes = {**c.pids(), **postgres_pids()}
+
+        def used() -> dict[str, float]:
+            # This process alone: the cluster's processes are its children, counted apart.
+            return {
+                **{name: tree_cpu_seconds(pid) for name, pid in processes.items()},
+                "participants": cpu_seconds(os.getpid()),
+            }
+
+        cpu_before = used()
         elapsed = asyncio.run(everyone())
+        cpu = {
+            name: round((seconds - cpu_before[name]) / elapsed, 2)
+            for name, seconds in used().items()
+        }
         memory = {name: round(tree_peak_rss_mib(pid), 1) for name, pid in c.pids().items()}
     replies = [s * 1000 for v in visitors for s in v.turn_seconds]
     requests = log.count()
@@ -130,6 +172,7 @@ def main() -> None:
         "errors": len(errors) + sum(log.failed.values()),
         "error_kinds": sorted(set(errors))[:10],
         "peak_rss_mib": memory,
+        "cpu_share_of_one_core": cpu,
         "within_target": not errors
         and not sum(log.failed.values())
         and worst_p99 < TARGET_P99_MS
