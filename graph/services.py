@@ -139,10 +139,9 @@ def _members(values: Sequence[CanonicalValue]) -> dict[int, list[ValuesCard]]:
     return members
 
 
-def value_vectors(values: Sequence[CanonicalValue], engine=None):
-    """One unit row per value: the centroid of its cards' vectors, or for a value without
-    cards (made by hand) the vector of its own wording."""
-    engine = engine or embeddings.backend()
+def _fresh_value_vectors(values: Sequence[CanonicalValue], engine):
+    """The centroids of `values` computed from their cards (see value_vectors), with the
+    wording print of each value they were computed from."""
     members = _members(values)
     cards = [card for v in values for card in members[v.pk]]
     bare = [v for v in values if not members[v.pk]]
@@ -151,8 +150,6 @@ def value_vectors(values: Sequence[CanonicalValue], engine=None):
         parts.append(card_vectors(cards, engine))
     if bare:
         parts.append(engine.embed([value_text(v) for v in bare]))
-    if not parts:
-        return None
     matrix = embeddings.stack(parts)
     groups, start, extra = [], 0, len(cards)
     for v in values:
@@ -163,7 +160,70 @@ def value_vectors(values: Sequence[CanonicalValue], engine=None):
         else:
             groups.append([extra])
             extra += 1
-    return embeddings.centroids(matrix, groups)
+    prints = [
+        _print(engine, v, [(c.pk, text_hash(card_text(c))) for c in members[v.pk]]) for v in values
+    ]
+    return embeddings.centroids(matrix, groups), prints
+
+
+def _print(engine, value: CanonicalValue, wordings: list[tuple[int, str]]) -> tuple:
+    """What a value's centroid is a function of: the backend, and its cards with their wording
+    in order (for a value without cards, its own wording). Two values with the same print
+    have the same centroid, whatever their ids."""
+    return (engine.name, engine.model, tuple(wordings) or text_hash(value_text(value)))
+
+
+def _wordings(values: Sequence[CanonicalValue]) -> dict[int, list[tuple[int, str]]]:
+    """(card id, hash of its wording) of the cards behind each value, as `_members` gives
+    them: a query of a few columns, without the cards' vectors."""
+    ids = [v.pk for v in values]
+    wordings: dict[int, list[tuple[int, str]]] = {pk: [] for pk in ids}
+    rows = (
+        ValuesCard.objects.filter(Q(canonical__in=ids) | Q(canonical__merged_into__in=ids))
+        .exclude(approval=ValuesCard.Approval.HIDDEN)
+        .order_by("created_at", "id")
+        .values_list(
+            "id", "canonical_id", "canonical__merged_into_id", "title", "description", "policies"
+        )
+    )
+    for pk, canonical_id, merged_into_id, title, description, policies in rows:
+        owner = canonical_id if canonical_id in wordings else merged_into_id
+        digest = text_hash(embeddings.value_text(title, description, policies))
+        wordings[owner].append((pk, digest))
+    return wordings
+
+
+# Centroids already computed in this process: value id -> (print, stored row, dimensions). A
+# value's centroid is computed again only when its print changed (a card joined or left it, was
+# hidden or reworded), so the match step costs a query of a few columns, not every card's
+# vector, once the values are known. Bounded: emptied when it holds CENTROIDS_KEPT values.
+_centroids: dict[int, tuple[tuple, bytes, int]] = {}
+CENTROIDS_KEPT = 50_000
+
+
+def value_vectors(values: Sequence[CanonicalValue], engine=None):
+    """One unit row per value: the centroid of its cards' vectors, or for a value without
+    cards (made by hand) the vector of its own wording."""
+    engine = engine or embeddings.backend()
+    if not values:
+        return None
+    wordings = _wordings(values)
+    stale = [
+        v for v in values if _centroids.get(v.pk, ((),))[0] != _print(engine, v, wordings[v.pk])
+    ]
+    if stale:
+        if len(_centroids) + len(stale) > CENTROIDS_KEPT:
+            _centroids.clear()
+        matrix, prints = _fresh_value_vectors(stale, engine)
+        for i, value in enumerate(stale):
+            # Stored with the print of the cards it was computed from, read just now.
+            _centroids[value.pk] = (
+                prints[i],
+                embeddings.to_bytes(engine, matrix[i]),
+                matrix.shape[1],
+            )
+    rows = [_centroids[v.pk] for v in values]
+    return embeddings.from_bytes(engine, [row[1] for row in rows], rows[0][2])
 
 
 @dataclass(frozen=True)

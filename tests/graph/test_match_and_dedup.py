@@ -5,7 +5,12 @@ import pytest
 from elicit.llm import LLMError
 from graph import embeddings, services
 from graph.models import CanonicalValue, DedupDecision
-from tests.factories import CanonicalValueFactory, DeliberationFactory, ValuesCardFactory
+from tests.factories import (
+    CanonicalValueFactory,
+    DeliberationFactory,
+    ParticipantFactory,
+    ValuesCardFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -302,6 +307,61 @@ def test_each_card_is_embedded_once_per_wording(monkeypatch):
     services.closest_values(card=first)
     services.closest_values(card=first)
     assert engine.texts[len(cards) :] == [services.card_text(first)]
+
+
+def test_the_centroids_kept_between_requests_follow_every_change_to_a_values_cards(
+    django_user_model,
+):
+    """The match step reuses each value's centroid until its cards change: after a card
+    joins, is reworded by a moderator, is hidden or is erased, the similarities offered are
+    those computed from scratch."""
+    from graph import privacy
+    from graph.moderation import services as moderation
+
+    admin = django_user_model.objects.create_superuser("admin", "a@example.org", "pw")
+    deliberation = DeliberationFactory()
+    someone = ParticipantFactory(deliberation=deliberation)
+    first = ValuesCardFactory(deliberation=deliberation, participant=someone, **JUDGED)
+    services.deduplicate(card_id=first.pk)
+    asking = ValuesCardFactory(deliberation=first.deliberation, **HONEST_ATYPICAL)
+    other = value_like(asking, title="Facts about what happened", policies=["DETAILS of events"])
+
+    def offered():
+        return [(n.value.pk, round(n.similarity, 6)) for n in services.closest_values(card=asking)]
+
+    def from_scratch():
+        services._centroids.clear()
+        return offered()
+
+    seen = [offered()]
+    assert seen[-1] == from_scratch()
+    joined = ValuesCardFactory(deliberation=first.deliberation, **HONEST_ATYPICAL)
+    services.choose_value(card=joined, value=other)
+    services.deduplicate(card_id=joined.pk)
+    seen.append(offered())
+    assert seen[-1] == from_scratch()
+    moderation.edit_card(
+        actor=admin,
+        card=first,
+        title="Quiet streets at night",
+        description="Letting people sleep without noise from the road.",
+        policies=[
+            "HOURS when the street is quiet",
+            "WINDOWS that keep the noise out",
+            "SLEEP that is not broken",
+        ],
+        reason="test",
+    )
+    seen.append(offered())
+    assert seen[-1] == from_scratch()
+    moderation.hide(actor=admin, target=joined, reason="test")
+    seen.append(offered())
+    assert seen[-1] == from_scratch()
+    privacy.erase_participant(participant=someone, rescore=False)
+    seen.append(offered())
+    assert seen[-1] == from_scratch()
+    # Each change moved what was offered: the checks above compared different figures.
+    assert len({tuple(s) for s in seen[:4]}) == 4, seen
 
 
 # --- Undoing a decision ---------------------------------------------------------------------------
