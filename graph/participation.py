@@ -227,20 +227,27 @@ def pairs_left(participant: Participant, own: set[int] | None = None) -> int:
 
 def routing_order(participant: Participant) -> list[UpgradeHypothesis]:
     """Hypotheses the participant may still be shown, best first (see the module docstring)."""
-    candidates = list(_unseen(participant))
+    # Only what the order and the drawing need: a story's text is not read to rank it.
+    candidates = list(_unseen(participant).only("id", "context_id", "pair_key"))
     if not candidates:
         return []
-    answered = UpgradeJudgment.objects.filter(
-        hypothesis__deliberation=participant.deliberation,
-        participant__banned_at__isnull=True,
-    ).exclude(verdict="")
-    per_pair = {
-        (row["context_id"], row["pair_key"]): row["n"]
-        for row in answered.values("context_id", "pair_key").annotate(n=Count("id"))
-    }
-    per_hypothesis = dict(
-        answered.values("hypothesis_id").annotate(n=Count("id")).values_list("hypothesis_id", "n")
+    # Answers per hypothesis, in one pass over the deliberation's judgments; a pair's count
+    # is the sum over its hypotheses of the same context.
+    answered = (
+        UpgradeJudgment.objects.filter(
+            hypothesis__deliberation=participant.deliberation,
+            participant__banned_at__isnull=True,
+        )
+        .exclude(verdict="")
+        .values("hypothesis_id", "context_id", "pair_key")
+        .annotate(n=Count("id"))
+        .values_list("hypothesis_id", "context_id", "pair_key", "n")
     )
+    per_pair: dict[tuple[int, str], int] = {}
+    per_hypothesis: dict[int, int] = {}
+    for hypothesis_id, context_id, pair_key, n in answered:
+        per_hypothesis[hypothesis_id] = per_hypothesis.get(hypothesis_id, 0) + n
+        per_pair[(context_id, pair_key)] = per_pair.get((context_id, pair_key), 0) + n
     my_contexts = set(
         Question.objects.filter(cards__participant=participant).values_list("contexts", flat=True)
     )
