@@ -269,31 +269,49 @@ def next_judgment(*, participant: Participant) -> UpgradeJudgment | None:
     else a new one chosen by the routing. None when they have judged enough or nothing is left.
     Showing a story creates its judgment with an empty verdict, so the time to answer is known
     and the same pair is never drawn again."""
-    if judgments_left(participant) == 0:
+    story = next_story(participant=participant)
+    return story[0] if story is not None else None
+
+
+@transaction.atomic
+def next_story(*, participant: Participant) -> tuple[UpgradeJudgment, tuple[int, int]] | None:
+    """next_judgment with its place in the participant's stories ((n, of), as story_progress
+    gives it), from what choosing it already read."""
+    answered = answered_count(participant)
+    left = judgments_left(participant, answered)
+    if left == 0:
         return None
     # Serialises a participant's concurrent requests on databases that lock rows.
     Participant.objects.select_for_update().filter(pk=participant.pk).first()
     own = own_value_ids(participant)
     pending = _pending(participant, own)
-    if pending is not None:
-        return pending
-    for hypothesis in routing_order(participant):
-        try:
-            with transaction.atomic():
-                UpgradeJudgment.objects.create(
-                    participant=participant,
-                    hypothesis=hypothesis,
-                    context_id=hypothesis.context_id,
-                    pair_key=hypothesis.pair_key,
-                )
-        except IntegrityError:
-            # Another request of the same person drew this pair first: show what it drew.
+    pairs: int | None = None  # pairs left besides the one on screen, when known
+    if pending is None:
+        order = routing_order(participant)
+        for hypothesis in order:
+            try:
+                with transaction.atomic():
+                    UpgradeJudgment.objects.create(
+                        participant=participant,
+                        hypothesis=hypothesis,
+                        context_id=hypothesis.context_id,
+                        pair_key=hypothesis.pair_key,
+                    )
+            except IntegrityError:
+                # Another request of the same person drew this pair first: show what it drew.
+                pending = _pending(participant, own)
+                if pending is not None:
+                    break
+                continue
             pending = _pending(participant, own)
-            if pending is not None:
-                return pending
-            continue
-        return _pending(participant, own)
-    return None
+            # The routing ranked every pair still unseen; the one drawn is now on screen.
+            pairs = len({h.pair_key for h in order}) - 1
+            break
+    if pending is None:
+        return None
+    if pairs is None:
+        pairs = pairs_left(participant, own)
+    return pending, (answered + 1, answered + min(left, pairs + 1))
 
 
 def story_progress(participant: Participant) -> tuple[int, int]:

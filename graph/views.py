@@ -123,29 +123,35 @@ def vote(request, participant):
     wisest_vote = participation.start_vote(participant=participant, question=question)
     if wisest_vote is None:  # fewer than two values to choose from
         return go(request, step_url("graph:judge", participant))
-    context = {
-        "deliberation": participant.deliberation,
-        "question": question,
-        "vote": wisest_vote,
-        "values": participation.vote_values(wisest_vote),
-        "chosen": set(wisest_vote.chosen.values_list("pk", flat=True)),
-    }
+
+    def context(**extra) -> dict:  # what the page shows, read only when it is shown
+        return {
+            "deliberation": participant.deliberation,
+            "question": question,
+            "vote": wisest_vote,
+            "values": participation.vote_values(wisest_vote),
+            "chosen": set(wisest_vote.chosen.values_list("pk", flat=True)),
+            **extra,
+        }
+
     if request.method == "POST":
         chosen = posted_ids(request.POST.getlist("value"))
         try:
             participation.record_vote(vote=wisest_vote, chosen_ids=chosen)
         except participation.StepError as error:
-            context.update(chosen=chosen, error=str(error))
-            return render_step(request, "graph/vote.html", "step", context, status=422)
+            page = context(chosen=chosen, error=str(error))
+            return render_step(request, "graph/vote.html", "step", page, status=422)
         return go(request, step_url("graph:judge", participant))
-    return render_step(request, "graph/vote.html", "step", context)
+    return render_step(request, "graph/vote.html", "step", context())
 
 
 # --- Upgrade judgments --------------------------------------------------------------------------
 
 
-def story_context(participant, judgment: UpgradeJudgment, **extra) -> dict:
-    number, total = participation.story_progress(participant)
+def story_context(
+    participant, judgment: UpgradeJudgment, progress: tuple[int, int] | None = None, **extra
+) -> dict:
+    number, total = progress or participation.story_progress(participant)
     context = {
         "deliberation": participant.deliberation,
         "judgment": judgment,
@@ -163,10 +169,13 @@ def story_context(participant, judgment: UpgradeJudgment, **extra) -> dict:
 
 
 def next_story(request, participant):
-    judgment = participation.next_judgment(participant=participant)
-    if judgment is None:  # judged enough, or nothing left to judge
+    story = participation.next_story(participant=participant)
+    if story is None:  # judged enough, or nothing left to judge
         return go(request, step_url("graph:done", participant))
-    return render_step(request, "graph/judge.html", "story", story_context(participant, judgment))
+    judgment, progress = story
+    return render_step(
+        request, "graph/judge.html", "story", story_context(participant, judgment, progress)
+    )
 
 
 @require_http_methods(["GET", "POST"])
