@@ -208,21 +208,18 @@ def value_vectors(values: Sequence[CanonicalValue], engine=None):
     if not values:
         return None
     wordings = _wordings(values)
-    stale = [
-        v for v in values if _centroids.get(v.pk, ((),))[0] != _print(engine, v, wordings[v.pk])
-    ]
+    # Read once: another thread may empty the cache meanwhile.
+    kept = {v.pk: _centroids.get(v.pk) for v in values}
+    stale = [v for v in values if (kept[v.pk] or ((),))[0] != _print(engine, v, wordings[v.pk])]
     if stale:
         if len(_centroids) + len(stale) > CENTROIDS_KEPT:
             _centroids.clear()
         matrix, prints = _fresh_value_vectors(stale, engine)
         for i, value in enumerate(stale):
             # Stored with the print of the cards it was computed from, read just now.
-            _centroids[value.pk] = (
-                prints[i],
-                embeddings.to_bytes(engine, matrix[i]),
-                matrix.shape[1],
-            )
-    rows = [_centroids[v.pk] for v in values]
+            entry = (prints[i], embeddings.to_bytes(engine, matrix[i]), matrix.shape[1])
+            kept[value.pk] = _centroids[value.pk] = entry
+    rows = [kept[v.pk] for v in values]
     return embeddings.from_bytes(engine, [row[1] for row in rows], rows[0][2])
 
 
