@@ -311,7 +311,13 @@ def next_story(*, participant: Participant) -> tuple[UpgradeJudgment, tuple[int,
         return None
     if pairs is None:
         pairs = pairs_left(participant, own)
-    return pending, (answered + 1, answered + min(left, pairs + 1))
+    return pending, _progress(answered, left, pairs, shown=True)
+
+
+def _progress(answered: int, left: int, pairs: int, *, shown: bool) -> tuple[int, int]:
+    """(n, of): the story on screen (`shown`) and the `pairs` left besides it, of which the
+    participant is asked at most the `left` judgments they still owe."""
+    return answered + 1, answered + min(left, pairs + shown)
 
 
 def story_progress(participant: Participant) -> tuple[int, int]:
@@ -322,7 +328,7 @@ def story_progress(participant: Participant) -> tuple[int, int]:
     left = judgments_left(participant, answered)
     own = own_value_ids(participant)
     shown = _pending(participant, own) is not None  # the story on screen: its pair is used
-    return answered + 1, answered + min(left, pairs_left(participant, own) + shown)
+    return _progress(answered, left, pairs_left(participant, own), shown=shown)
 
 
 def own_judgment(*, participant: Participant, judgment_id: int) -> UpgradeJudgment | None:

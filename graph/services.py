@@ -122,18 +122,22 @@ def card_vectors(cards: Sequence[ValuesCard], engine=None):
     return embeddings.from_bytes(engine, blobs, dimensions)
 
 
+def _member_cards(ids: Sequence[int]) -> QuerySet[ValuesCard]:
+    """The cards behind the values `ids` (including those of values merged into them), hidden
+    cards left out, oldest first."""
+    return (
+        ValuesCard.objects.filter(Q(canonical__in=ids) | Q(canonical__merged_into__in=ids))
+        .exclude(approval=ValuesCard.Approval.HIDDEN)
+        .order_by("created_at", "id")
+    )
+
+
 def _members(values: Sequence[CanonicalValue]) -> dict[int, list[ValuesCard]]:
     """The cards behind each value (including those of values merged into it), hidden cards
     left out, oldest first."""
     ids = [v.pk for v in values]
     members: dict[int, list[ValuesCard]] = {pk: [] for pk in ids}
-    cards = (
-        ValuesCard.objects.filter(Q(canonical__in=ids) | Q(canonical__merged_into__in=ids))
-        .exclude(approval=ValuesCard.Approval.HIDDEN)
-        .select_related("canonical")
-        .order_by("created_at", "id")
-    )
-    for card in cards:
+    for card in _member_cards(ids).select_related("canonical"):
         owner = card.canonical_id if card.canonical_id in members else card.canonical.merged_into_id
         members[owner].append(card)
     return members
@@ -178,13 +182,8 @@ def _wordings(values: Sequence[CanonicalValue]) -> dict[int, list[tuple[int, str
     them: a query of a few columns, without the cards' vectors."""
     ids = [v.pk for v in values]
     wordings: dict[int, list[tuple[int, str]]] = {pk: [] for pk in ids}
-    rows = (
-        ValuesCard.objects.filter(Q(canonical__in=ids) | Q(canonical__merged_into__in=ids))
-        .exclude(approval=ValuesCard.Approval.HIDDEN)
-        .order_by("created_at", "id")
-        .values_list(
-            "id", "canonical_id", "canonical__merged_into_id", "title", "description", "policies"
-        )
+    rows = _member_cards(ids).values_list(
+        "id", "canonical_id", "canonical__merged_into_id", "title", "description", "policies"
     )
     for pk, canonical_id, merged_into_id, title, description, policies in rows:
         owner = canonical_id if canonical_id in wordings else merged_into_id
