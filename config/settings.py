@@ -228,6 +228,12 @@ CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE") or "celery"
 CELERY_RESULT_BACKEND = (
     env.url("CELERY_RESULT_BACKEND", schemes={"redis", "rediss", "file"}, default=REDIS_URL) or None
 )
+# Nothing reads the results of the tasks the web processes send (moderation, deduplication,
+# pipeline jobs record their outcome in the database). With a Redis result backend, a task sent
+# with its result kept subscribes the sender to the result's channel: one more command on the
+# message path, a subscription per message that is never dropped, and results pushed to a web
+# process that never reads them. A task whose result is read says so (elicit.ping).
+CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task to run again
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1

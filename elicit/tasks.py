@@ -3,7 +3,7 @@
 from celery import shared_task
 
 
-@shared_task(name="elicit.ping")
+@shared_task(name="elicit.ping", ignore_result=False)
 def ping() -> str:
     """Answers "pong": lets operators and tests check that a worker consumes the queue."""
     return "pong"

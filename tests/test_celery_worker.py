@@ -85,3 +85,33 @@ def test_a_real_worker_consumes_the_redis_broker():
         broker=redis_url, backend=redis_url, transport_options={}, env={"REDIS_URL": redis_url}
     )
     assert answer == "pong"
+
+
+@pytest.mark.services
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI services run)")
+def test_a_web_process_sending_checks_is_not_left_subscribed_to_their_results():
+    """Nothing reads a moderation check's result: sending one must not subscribe the sender to
+    the result's channel on Redis (a command more on the message path, and a subscription per
+    message that nobody drops, to which the worker then pushes every result)."""
+    import redis
+
+    import elicit.tasks
+    from config.celery import app, enqueue
+
+    # The application's own task: the name imported resolves in whichever app is current, and
+    # an earlier test made a probe app current.
+    moderate_text = app.tasks[elicit.tasks.moderate_text.name]
+    if not str(app.conf.result_backend or "").startswith("redis"):
+        pytest.skip("the result backend is not Redis in this run")
+    queue = f"test-{uuid.uuid4().hex[:8]}"  # no worker takes it; removed below
+    server = redis.Redis.from_url(app.conf.broker_url)
+    app.conf.task_always_eager = False
+    try:
+        sent = [
+            enqueue(moderate_text, "check", "elicit", "message", n, queue=queue) for n in [1, 2]
+        ]
+        channels = [f"celery-task-meta-{result.id}" for result in sent]
+        assert dict(server.pubsub_numsub(*channels)) == {c.encode(): 0 for c in channels}
+    finally:
+        app.conf.task_always_eager = True
+        server.delete(queue)
