@@ -148,9 +148,11 @@ class Limited:
         ) % {"seconds": self.retry_after}
 
 
-def check_write(*, participant_id: int | None, address: str, join: bool = False) -> Limited | None:
-    """Count one participant write; a `Limited` when the participant or the address went over
-    its limit. Every counter is advanced, so that a flood cannot dodge one key with another."""
+Key = tuple[str, int, int]  # (counter, window in seconds, limit)
+
+
+def write_keys(*, participant_id: int | None, address: str, join: bool = False) -> list[Key]:
+    """The counters one participant write advances, each with its window and limit."""
     keys = []
     if participant_id is not None:
         keys.append((f"w:p:{participant_id}", MINUTE, settings.RATE_LIMIT_PARTICIPANT_PER_MINUTE))
@@ -158,9 +160,24 @@ def check_write(*, participant_id: int | None, address: str, join: bool = False)
         keys.append((f"w:a:{address}", MINUTE, settings.RATE_LIMIT_ADDRESS_PER_MINUTE))
         if join:
             keys.append((f"join:a:{address}", HOUR, settings.RATE_LIMIT_JOINS_PER_ADDRESS_PER_HOUR))
-    counts = hits(*((key, window) for key, window, _limit in keys))
-    over = [window for (_key, window, limit), n in zip(keys, counts, strict=True) if n > limit]
-    return Limited(seconds_left(max(over))) if over else None
+    return keys
+
+
+def count_all(*groups: list[Key]) -> list[Limited | None]:
+    """Advance every counter of every group in one round trip; for each group, a `Limited`
+    when one of its counters went over its limit, else None."""
+    counts = iter(hits(*((key, window) for group in groups for key, window, _limit in group)))
+    verdicts = []
+    for group in groups:
+        over = [window for (_key, window, limit) in group if next(counts) > limit]
+        verdicts.append(Limited(seconds_left(max(over))) if over else None)
+    return verdicts
+
+
+def check_write(*, participant_id: int | None, address: str, join: bool = False) -> Limited | None:
+    """Count one participant write; a `Limited` when the participant or the address went over
+    its limit. Every counter is advanced, so that a flood cannot dodge one key with another."""
+    return count_all(write_keys(participant_id=participant_id, address=address, join=join))[0]
 
 
 def session_participant_id(request, kwargs: dict) -> int | None:

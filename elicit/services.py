@@ -410,19 +410,33 @@ def take_message(
 ) -> tuple[Message, bool, PreparedReply | None]:
     """Save the participant's message and, in the same transaction, begin the reply to it
     (unless `start` is false). Returns (message, created, prepared reply or None). With
-    `count_write`, the message first counts as one of the participant's writes
-    (ratelimit.check_write), in this same call: the websocket's path, which otherwise hands
-    over to a database thread twice before the model is asked.
+    `count_write`, the message also counts as one of the participant's writes
+    (ratelimit.write_keys), in the same round trip to the cache as the message limit: the
+    websocket's path, which otherwise hands over to a database thread twice before the model
+    is asked.
 
     This is the path of every message in a live interview, right before the participant waits
     for the first token, so it reads the interview's messages once and works from that list:
     the resend check, the reply in progress, the next seq and the model's transcript; the
     message and its reply are inserted together (five statements with the transaction's own,
     where the first version took seventeen; see bench/interviews.py)."""
-    if count_write:
-        limited = ratelimit.check_write(participant_id=interview.participant_id, address=address)
-        if limited is not None:
-            raise TooFast(limited.message)
+    # The limits, counted in one round trip and before the interview's row is locked: the
+    # participant's writes (with `count_write`) and their messages. A message refused below
+    # (empty, a resend, while a reply is being written) still counts as one sent.
+    writes = (
+        ratelimit.write_keys(participant_id=interview.participant_id, address=address)
+        if count_write
+        else []
+    )
+    limit = settings.MESSAGES_PER_MINUTE
+    sent = [(f"msg:p:{interview.participant_id}", ratelimit.MINUTE, limit)]
+    if address:
+        sent.append((f"msg:a:{address}", ratelimit.MINUTE, limit * 20))
+    too_many_writes, too_many_messages = ratelimit.count_all(writes, sent)
+    if too_many_writes is not None:
+        raise TooFast(too_many_writes.message)
+    if too_many_messages is not None:
+        raise TooFast(_("You are sending messages very fast. Please wait a minute."))
     cleaned = validate_message_text(text)
     client_id = clean_text(client_id)[:64]
     for _attempt in range(3):
@@ -463,13 +477,6 @@ def _take_message(
     streaming = [m for m in history if m.status == Message.Status.STREAMING]
     if any(not m.abandoned for m in streaming):
         raise MessageRejected(_("Please wait until the interviewer has finished replying."))
-    limit = settings.MESSAGES_PER_MINUTE
-    keys = [(f"msg:p:{interview.participant_id}", ratelimit.MINUTE)]
-    if address:
-        keys.append((f"msg:a:{address}", ratelimit.MINUTE))
-    counts = ratelimit.hits(*keys)
-    if counts[0] > limit or (address and counts[1] > limit * 20):
-        raise TooFast(_("You are sending messages very fast. Please wait a minute."))
     if streaming:  # left by a server that died mid-reply
         settle_stale_replies(interview)
         history = _history(interview)
