@@ -82,6 +82,7 @@ class InterviewConsumer(AsyncWebsocketConsumer):
                 address=self.address(),
                 start=not blocking,
                 count_write=True,
+                queue_check=False,  # queued below, once the reply is on its way
             )
         except services.ParticipationError as error:
             await self.send_composer_error(str(error))
@@ -94,6 +95,9 @@ class InterviewConsumer(AsyncWebsocketConsumer):
                 await self.send_state()
                 return
         self.start_turn(prepared)
+        if created and not self.interview.participant.deliberation.block_flagged_messages:
+            # Checked in the background; sent to the broker while the reply starts, not before.
+            await interviewer.in_database(services.queue_moderation)(message)
 
     # --- the reply -------------------------------------------------------------------------------
 

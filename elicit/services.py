@@ -407,6 +407,7 @@ def take_message(
     address: str = "",
     start: bool = True,
     count_write: bool = False,
+    queue_check: bool = True,
 ) -> tuple[Message, bool, PreparedReply | None]:
     """Save the participant's message and, in the same transaction, begin the reply to it
     (unless `start` is false). Returns (message, created, prepared reply or None). With
@@ -419,7 +420,9 @@ def take_message(
     for the first token, so it reads the interview's messages once and works from that list:
     the resend check, the reply in progress, the next seq and the model's transcript; the
     message and its reply are inserted together (five statements with the transaction's own,
-    where the first version took seventeen; see bench/interviews.py)."""
+    where the first version took seventeen; see bench/interviews.py). With `queue_check`
+    false, the caller queues the message's moderation check itself (`queue_moderation`): the
+    websocket does it once the reply has started, not before the first token."""
     # The limits, counted in one round trip and before the interview's row is locked: the
     # participant's writes (with `count_write`) and their messages. A message refused below
     # (empty, a resend, while a reply is being written) still counts as one sent.
@@ -442,7 +445,7 @@ def take_message(
     for _attempt in range(3):
         try:
             with transaction.atomic():
-                return _take_message(interview, cleaned, client_id, address, start)
+                return _take_message(interview, cleaned, client_id, start, queue_check)
         except IntegrityError:
             continue  # another server took the same seq (or client id) first: look again
     raise MessageRejected(_("Your message could not be saved. Please send it again."))
@@ -456,7 +459,7 @@ def _history(interview: Interview) -> list[Message]:
 
 
 def _take_message(
-    interview: Interview, cleaned: str, client_id: str, address: str, start: bool
+    interview: Interview, cleaned: str, client_id: str, start: bool, queue_check: bool
 ) -> tuple[Message, bool, PreparedReply | None]:
     # Lock the interview row so that two servers cannot both start a reply; read its status.
     status = (
@@ -500,7 +503,7 @@ def _take_message(
         )
     Message.objects.bulk_create([message] if reply is None else [message, reply])  # one INSERT
     _note_seen(interview.participant)
-    if not interview.participant.deliberation.block_flagged_messages:
+    if queue_check and not interview.participant.deliberation.block_flagged_messages:
         # Checked in the background; with blocking on, the consumer checks first.
         transaction.on_commit(partial(queue_moderation, message))
     if reply is None:

@@ -310,6 +310,23 @@ async def test_a_deliberation_can_stop_an_interview_at_a_flagged_message(llm):
     assert llm.chat_requests == []  # the interviewer never answered the flagged message
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_over_the_websocket_a_flagged_message_is_recorded_and_the_reply_still_comes(llm):
+    """The check is sent to the workers while the reply starts (not before its first token):
+    the message is still checked, once, and the interview goes on."""
+    llm.flag_words = {"idiot": "harassment"}
+    await sync_to_async(seed_demo)()
+    ada = await sync_to_async(join)()
+    llm.queue_text("Let us stay with the question.")
+    async with live_interview(ada) as comm:
+        await send(comm, "You are an idiot.")
+        frames = await collect(comm, lambda text: "Send</button>" in text, timeout=15)
+    assert "Let us stay with the question." in "".join(frames)
+    message = await Message.objects.aget(role="participant")
+    flags = [f async for f in ModerationFlag.objects.filter(object_id=message.pk)]
+    assert [(f.source, f.reason) for f in flags] == [("automatic", "harassment")]
+
+
 def test_an_error_event_inside_the_stream_keeps_the_partial_reply(demo, llm):
     ada = join()
     llm.queue_broken_stream("Half a tho", error_event="server overloaded")
