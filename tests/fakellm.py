@@ -155,6 +155,9 @@ class TextReply(_Paced):
     text: str
     chunk_size: int | None = None
     finish_reason: str = "stop"
+    # Seconds the body stays open after ``data: [DONE]`` before it ends (a misbehaving
+    # server or proxy); by default it ends right away, as real providers do.
+    open_after_done: float = 0.0
 
 
 @dataclass(kw_only=True)
@@ -248,6 +251,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: Any
+    client: str = ""  # the client's address and port: one per TCP connection
     outcome: str = "pending"
     finished: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
@@ -496,6 +500,7 @@ class FakeLLM:
         finish_reason: str = "stop",
         delay: float | None = None,
         tokens_per_second: float | None = None,
+        open_after_done: float = 0.0,
     ) -> None:
         self.queue(
             TextReply(
@@ -504,6 +509,7 @@ class FakeLLM:
                 finish_reason=finish_reason,
                 delay=delay,
                 tokens_per_second=tokens_per_second,
+                open_after_done=open_after_done,
             )
         )
 
@@ -635,7 +641,10 @@ class FakeLLM:
             body: Any = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", "replace")
-        record = RecordedRequest(method=method, path=path, headers=headers, body=body)
+        client = scope.get("client") or ("", 0)
+        record = RecordedRequest(
+            method=method, path=path, headers=headers, body=body, client=f"{client[0]}:{client[1]}"
+        )
         with self._lock:
             self._requests.append(record)
         try:
@@ -791,7 +800,12 @@ class FakeLLM:
         await emit(completion.chunk({}, finish_reason=plan.finish_reason))
         if completion.include_usage:
             await emit(completion.usage_chunk(plan.completion_tokens))
-        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+        done = b"data: [DONE]\n\n"
+        if plan.open_after_done:
+            await send({"type": "http.response.body", "body": done, "more_body": True})
+            await self._pause(plan.open_after_done, connection)
+            done = b""
+        await send({"type": "http.response.body", "body": done, "more_body": False})
         return "completed"
 
     async def _complete(self, plan: _Plan, completion: _Completion, send: Send) -> str:
@@ -925,11 +939,17 @@ class _Plan:
     finish_reason: str
     break_connection: bool = False
     error_event: str | None = None
+    open_after_done: float = 0.0
 
     @classmethod
     def from_reply(cls, reply: Reply, seq: int) -> _Plan:
         if isinstance(reply, TextReply):
-            return cls(_chunks(reply.text, reply.chunk_size), [], reply.finish_reason)
+            return cls(
+                _chunks(reply.text, reply.chunk_size),
+                [],
+                reply.finish_reason,
+                open_after_done=reply.open_after_done,
+            )
         if isinstance(reply, BrokenStreamReply):
             return cls(
                 split_tokens(reply.text_before_break),

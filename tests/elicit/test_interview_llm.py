@@ -327,6 +327,45 @@ async def test_over_the_websocket_a_flagged_message_is_recorded_and_the_reply_st
     assert [(f.source, f.reason) for f in flags] == [("automatic", "harassment")]
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_the_replies_of_an_interview_come_over_one_connection_to_the_model(llm, settings):
+    """Each stream is read to its very end, so its connection goes back to the pool: a reply
+    that opened a new one (with a hosted model, a TLS handshake too) started later."""
+    settings.MODERATION_BACKEND = "rules"  # only the replies talk to the model here
+    await sync_to_async(seed_demo)()
+    ada = await sync_to_async(join)()
+    llm.queue_text("What happened then?")
+    llm.queue_text("And what did you notice?")
+    async with live_interview(ada) as comm:
+        await send(comm, "Her safety matters.")
+        await collect(comm, lambda text: "What happened then?" in text and "Send</button>" in text)
+        await send(comm, "She was scared.")
+        await collect(comm, lambda text: "what did you notice?" in text and "Send</button>" in text)
+    chats = llm.chat_requests
+    assert len(chats) == 2
+    assert chats[0].client == chats[1].client
+
+
+def test_a_model_server_that_keeps_the_stream_open_after_its_end_does_not_hold_the_reply(
+    demo, llm, settings, monkeypatch
+):
+    """After "[DONE]" the body is waited for only briefly (llm.END_OF_STREAM_SECONDS), not
+    for the whole timeout: the reply is complete and the participant can write again."""
+    import time
+
+    from elicit import llm as llm_module
+
+    monkeypatch.setattr(llm_module, "END_OF_STREAM_SECONDS", 0.2)
+    settings.LLM_TIMEOUT = 30.0
+    ada = join()
+    llm.queue_text("What happened then?", open_after_done=60)
+    started = time.monotonic()
+    ada.send_http("Her safety matters.")
+    assert time.monotonic() - started < 10
+    reply = last_reply(ada.interview)
+    assert (reply.status, reply.content) == (Message.Status.COMPLETE, "What happened then?")
+
+
 def test_an_error_event_inside_the_stream_keeps_the_partial_reply(demo, llm):
     ada = join()
     llm.queue_broken_stream("Half a tho", error_event="server overloaded")
