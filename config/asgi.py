@@ -45,9 +45,11 @@ def _settle_memory() -> None:
     interview page load lazily on first use is loaded first, so that it is frozen too."""
     from django.template.loader import get_template
 
+    from config.celery import warm_up as warm_up_tasks
     from elicit import llm
 
     llm.warm_up()
+    warm_up_tasks()
     get_template("elicit/interview.html")
     gc.collect()
     gc.freeze()

@@ -5,6 +5,7 @@ folder of message files otherwise (see CELERY_BROKER_URL in config/settings.py),
 default runs a real worker beside the web server without any broker server.
 """
 
+import importlib
 import logging
 import os
 from pathlib import Path
@@ -46,3 +47,33 @@ def ensure_broker_folders() -> None:
 
 if str(app.conf.broker_url).startswith("filesystem://"):
     ensure_broker_folders()
+
+
+# Loaded by the first task sent, beside what the objects made in warm_up load.
+SENDING_MODULES = (
+    "celery.app.amqp",
+    "celery.app.events",
+    "celery.canvas",
+    "celery.events.dispatcher",
+    "celery.result",
+    "encodings.idna",  # connecting by host name
+    "kombu.mixins",
+    "kombu.utils.limits",
+)
+
+
+def warm_up() -> None:
+    """Load now what sending the first task would load: the tasks, the result backend, the
+    broker's transport (its client library too), the events a send emits. A web server does it
+    at start (config/asgi.py): at the first message of a process it stopped the event loop, and
+    every stream of that server, for about 90 ms (bench/interviews.py). Nothing is connected."""
+    for module in SENDING_MODULES:
+        importlib.import_module(module)
+    app.loader.import_default_modules()
+    app.finalize(auto=True)
+    app.backend  # noqa: B018 - creating it imports its module
+    connection = app.connection_for_write()
+    try:
+        connection.transport  # noqa: B018 - the same for the broker's transport
+    finally:
+        connection.release()

@@ -150,8 +150,10 @@ def _translate(error: Exception) -> LLMError:
 
 def warm_up() -> None:
     """Load now what the SDK and this module would otherwise load on first use (the SDK's
-    resource and type modules, the interviewer's prompt): a server does it once at start, not
-    in the middle of a participant's first reply (see config/asgi.py)."""
+    resource and type modules, what its HTTP client connects with, the interviewer's prompt): a
+    server does it once at start, not in the middle of a participant's first reply (see
+    config/asgi.py)."""
+    import anyio._backends._asyncio  # noqa: F401
     import openai.resources.chat.completions
     import openai.resources.moderations
     import openai.types.chat  # noqa: F401

@@ -39,6 +39,35 @@ def test_what_the_server_loads_at_start_is_hidden_from_the_garbage_collector(tmp
     assert tracked < frozen / 20
 
 
+def test_the_first_message_of_a_server_loads_no_module_for_its_moderation_check(tmp_path):
+    # Loading modules holds the event loop, and every stream of the server, still: what
+    # sending a task and connecting to the model load is loaded at start (config/asgi.py).
+    script = (
+        "import sys, json, config.asgi;"
+        "loaded = set(sys.modules);"
+        "from config.celery import enqueue;"
+        "from elicit.tasks import moderate_text;"
+        "assert enqueue(moderate_text, 'a check', 'elicit', 'message', 1) is not None;"
+        "later = sorted(set(sys.modules) - loaded);"
+        "print(json.dumps([later, 'anyio._backends._asyncio' in loaded]))"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "VAR_DIR": str(tmp_path),
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    loaded_later, connecting_loaded = json.loads(output.strip().splitlines()[-1])
+    assert loaded_later == []
+    assert connecting_loaded
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_pages_asked_for_at_once_all_arrive_no_more_than_the_limit_in_progress(
     settings, monkeypatch
