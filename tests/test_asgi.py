@@ -15,6 +15,24 @@ from asgiref.sync import sync_to_async
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def in_a_server_process(script: str, var_dir: Path):
+    """Run `script` in a new Python process on the embedded defaults, as a server would start;
+    the JSON it prints last, parsed."""
+    output = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "VAR_DIR": str(var_dir),
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+        },
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
 def test_what_the_server_loads_at_start_is_hidden_from_the_garbage_collector(tmp_path):
     # A full collection walks every tracked object and stops the event loop meanwhile: the
     # objects loaded at start (Django, the apps, the SDK, the interview page) are frozen.
@@ -22,19 +40,7 @@ def test_what_the_server_loads_at_start_is_hidden_from_the_garbage_collector(tmp
         "import gc, json, config.asgi, openai.resources.chat.completions;"
         "print(json.dumps([gc.get_freeze_count(), len(gc.get_objects())]))"
     )
-    output = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "VAR_DIR": str(tmp_path),
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-        },
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    frozen, tracked = json.loads(output.strip().splitlines()[-1])
+    frozen, tracked = in_a_server_process(script, tmp_path)
     assert frozen > 50_000
     assert tracked < frozen / 20
 
@@ -51,19 +57,7 @@ def test_the_first_message_of_a_server_loads_no_module_for_its_moderation_check(
         "later = sorted(set(sys.modules) - loaded);"
         "print(json.dumps([later, 'anyio._backends._asyncio' in loaded]))"
     )
-    output = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env={
-            "PATH": "/usr/bin:/bin",
-            "VAR_DIR": str(tmp_path),
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-        },
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    loaded_later, connecting_loaded = json.loads(output.strip().splitlines()[-1])
+    loaded_later, connecting_loaded = in_a_server_process(script, tmp_path)
     assert loaded_later == []
     assert connecting_loaded
 
