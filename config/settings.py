@@ -112,7 +112,8 @@ if _database["ENGINE"] not in {
     raise ImproperlyConfigured(
         f"DATABASE_URL={DATABASE_URL!r}: only sqlite:// and postgres:// are supported."
     )
-if _database["ENGINE"] == "django.db.backends.sqlite3":
+_engine = _database["ENGINE"]  # as the URL says (the pool below uses a subclass of it)
+if _engine == "django.db.backends.sqlite3":
     # WAL lets the web server read while the worker writes; IMMEDIATE transactions avoid the
     # "database is locked" upgrade deadlock between the two processes. Connections are kept:
     # opening a SQLite file is cheap but not free, and nothing limits their number.
@@ -123,6 +124,8 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 elif env.bool("DATABASE_POOL", True):
+    # Django's backend, whose pool checks a connection it hands out without a round trip.
+    _database["ENGINE"] = "config.postgresql"
     # Under ASGI every request runs in its own thread, so persistent per-thread connections
     # (CONN_MAX_AGE) pile up until PostgreSQL refuses clients; psycopg's pool (Django >= 5.1)
     # shares a bounded set instead. CONN_MAX_AGE must then be 0.
@@ -161,11 +164,11 @@ if DATABASE_REPLICA_URL:
         raise ImproperlyConfigured(
             f"DATABASE_REPLICA_URL={DATABASE_REPLICA_URL!r} cannot be used: {error}"
         ) from None
-    if _replica["ENGINE"] != _database["ENGINE"]:
+    if _replica["ENGINE"] != _engine:
         raise ImproperlyConfigured(
             "DATABASE_REPLICA_URL must use the same database engine as DATABASE_URL."
         )
-    for _key in ("CONN_MAX_AGE", "CONN_HEALTH_CHECKS", "OPTIONS"):
+    for _key in ("ENGINE", "CONN_MAX_AGE", "CONN_HEALTH_CHECKS", "OPTIONS"):
         _replica[_key] = copy.deepcopy(_database.get(_key))
     _replica["TEST"] = {"MIRROR": "default"}  # tests read what they wrote
     DATABASES["replica"] = _replica

@@ -1,0 +1,2 @@
+"""The PostgreSQL database backend (ENGINE "config.postgresql"): Django's, with a cheaper pool
+check (see base.py)."""
