@@ -12,7 +12,10 @@ thread.
 And at most HTTP_CONCURRENCY requests are handled at once per process; the rest wait their turn
 on the event loop, where waiting costs nothing, instead of each holding a thread and fighting
 for the GIL and the pool. Behind the reverse proxy, which buffers request and response bodies,
-a slow client does not hold a turn.
+a slow client does not hold a turn. The turns are threads kept for the process's life, as a
+WSGI server keeps its threads: Django's ASGI handler starts a thread for every request, and
+each new thread builds its own database wrapper (a cycle of some 30 objects, freed only by a
+full collection) and, on SQLite, opens the file again.
 
 And a request leaves no reference cycle behind (see `listen_for_disconnect`): only the garbage
 collector's full collections free cycles, and those stop every stream of the process.
@@ -22,9 +25,10 @@ from __future__ import annotations
 
 import asyncio
 import weakref
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
@@ -35,8 +39,9 @@ _REQUEST: ContextVar = ContextVar("request", default=None)
 class HTTPHandler(ASGIHandler):
     def __init__(self) -> None:
         super().__init__()
-        # One per event loop (a semaphore belongs to the loop it first waits on).
-        self.turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+        # The threads free to take a request, one queue per event loop (a queue belongs to the
+        # loop it first waits on).
+        self.turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Queue] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -44,22 +49,40 @@ class HTTPHandler(ASGIHandler):
         super().load_middleware(is_async=False)
         self._middleware_chain = sync_to_async(self._middleware_chain, thread_sensitive=True)
 
-    async def handle(self, scope, receive, send) -> None:
+    async def __call__(self, scope, receive, send) -> None:
+        """Django's, with the request's thread-sensitive work (its middleware, view, signals
+        and the closing of its response) on a thread of the process's own."""
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        turns = self._turns()
+        thread = await turns.get()
+        try:
+            async with ThreadSensitiveContext(executor=thread):
+                await self.handle(scope, receive, send)
+        finally:
+            turns.put_nowait(thread)
+
+    def _turns(self) -> asyncio.Queue:
         loop = asyncio.get_running_loop()
         if loop not in self.turns:
-            self.turns[loop] = asyncio.Semaphore(settings.HTTP_CONCURRENCY)
-        async with self.turns[loop]:
-            try:
-                await super().handle(scope, receive, send)
-            finally:
-                request = _REQUEST.get()
-                _REQUEST.set(None)
-                if request is not None:
-                    # Django's request is held by what hangs on it (the lazy `user`, the
-                    # messages storage, htmx's details): cycles, freed only by a collection.
-                    # Once the response is sent and closed nothing uses it; emptied, all of it
-                    # is freed at once, by reference counting.
-                    request.__dict__.clear()
+            turns: asyncio.Queue = asyncio.Queue()
+            for _ in range(settings.HTTP_CONCURRENCY):
+                turns.put_nowait(ThreadPoolExecutor(max_workers=1, thread_name_prefix="http"))
+            self.turns[loop] = turns
+        return self.turns[loop]
+
+    async def handle(self, scope, receive, send) -> None:
+        try:
+            await super().handle(scope, receive, send)
+        finally:
+            request = _REQUEST.get()
+            _REQUEST.set(None)
+            if request is not None:
+                # Django's request is held by what hangs on it (the lazy `user`, the messages
+                # storage, htmx's details): cycles, freed only by a collection. Once the
+                # response is sent and closed nothing uses it; emptied, all of it is freed at
+                # once, by reference counting.
+                request.__dict__.clear()
 
     def create_request(self, scope, body_file):
         request, error_response = super().create_request(scope, body_file)

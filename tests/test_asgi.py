@@ -70,7 +70,7 @@ async def test_pages_asked_for_at_once_all_arrive_no_more_than_the_limit_in_prog
     requests at once: all twelve get the page; the others waited their turn. And each request's
     middleware and view ran in one thread (one hand-over from the event loop, not two per
     middleware: under load those hand-overs queued behind the streams and kept database
-    connections out of the pool)."""
+    connections out of the pool), one of three threads that stay for the next requests."""
     from channels.testing import HttpCommunicator
     from django.middleware.clickjacking import XFrameOptionsMiddleware
     from django.middleware.common import CommonMiddleware
@@ -117,6 +117,7 @@ async def test_pages_asked_for_at_once_all_arrive_no_more_than_the_limit_in_prog
     assert all(b"demo" in response["body"] for response in responses)
     assert most == 3
     assert len(threads) == 12 and all(len(used) == 1 for used in threads.values())
+    assert len(set().union(*threads.values())) == 3
     assert len(handed_over) == 24 and not any(handed_over)
 
 
@@ -126,8 +127,8 @@ async def test_what_serving_a_page_hangs_on_its_request_is_freed_when_the_respon
     are freed by reference counting once the response is out. Left in reference cycles, they
     wait for a full collection, which stops every stream of the process: after 500
     participants joined at once, one such collection freed 81,000 objects in 280 ms
-    (bench/interviews.py). (Django leaves other, smaller cycles: its forms, a thread's
-    database wrapper.)"""
+    (bench/interviews.py). Nor does each request get a new thread, whose new database
+    wrapper is another cycle. (Django leaves other, smaller cycles: its forms.)"""
     import collections
     import gc
 
@@ -187,7 +188,7 @@ async def test_what_serving_a_page_hangs_on_its_request_is_freed_when_the_respon
         gc.enable()
     assert statuses == [200] * 10
     hangers_on = ["SessionStore", "FallbackStorage", "SimpleLazyObject", "HttpResponse"]
-    handler = ["Task", "RequestAborted"]
+    handler = ["Task", "RequestAborted", "DatabaseWrapper"]
     assert {name: left[name] for name in hangers_on + handler} == dict.fromkeys(
         hangers_on + handler, 0
     )
