@@ -3,8 +3,8 @@
 With CONN_HEALTH_CHECKS, Django's pool checks each connection it hands out with an empty
 query: one more round trip to PostgreSQL for every unit of database work, and under load each
 round trip is paid again waiting for the GIL (the event loop holds it while it relays
-streams). Every message of an interview takes a connection at least twice before its reply
-starts.
+streams). Every participant's message takes a connection before the model is asked, every
+page takes one, and the replies' heartbeat takes one a second.
 
 A connection the server has dropped (a restart, `pg_terminate_backend`, an idle timeout, a
 proxy that cut it) is readable: the server's last words and the end of the stream wait in its
