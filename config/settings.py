@@ -126,9 +126,9 @@ if _engine == "django.db.backends.sqlite3":
 elif env.bool("DATABASE_POOL", True):
     # Django's backend, whose pool checks a connection it hands out without a round trip.
     _database["ENGINE"] = "config.postgresql"
-    # Under ASGI every request runs in its own thread, so persistent per-thread connections
-    # (CONN_MAX_AGE) pile up until PostgreSQL refuses clients; psycopg's pool (Django >= 5.1)
-    # shares a bounded set instead. CONN_MAX_AGE must then be 0.
+    # A web process's threads (its HTTP threads and the interviews', see HTTP_CONCURRENCY and
+    # INTERVIEW_DB_THREADS) share psycopg's pool (Django >= 5.1): a bounded set of connections,
+    # each held only while a request or a unit of work runs. CONN_MAX_AGE must then be 0.
     _database["CONN_MAX_AGE"] = 0
     _database.setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN", 2, minimum=0),
