@@ -1,6 +1,7 @@
 """PostgreSQL's connection pool (config/postgresql): a connection it hands out works, and
 handing it out costs no round trip to the database."""
 
+import contextlib
 import time
 
 import pytest
@@ -23,20 +24,20 @@ def backend_pid(conn) -> int:
     return conn.execute("SELECT pg_backend_pid()").fetchone()[0]
 
 
-def take_again(pool, wanted):
-    """Take connections from the pool until `wanted` comes back (None if it never does)."""
-    held, found = [], None
+@contextlib.contextmanager
+def taking(pool):
+    """`take()` takes a connection from the pool; every one taken goes back at the end."""
+    held = []
+
+    def take():
+        held.append(pool.getconn(timeout=5))
+        return held[-1]
+
     try:
-        for _ in range(pool.max_size + 1):
-            conn = pool.getconn(timeout=5)
-            if conn is wanted:
-                found = conn
-                break
-            held.append(conn)
+        yield take
     finally:
         for conn in held:
             pool.putconn(conn)
-    return found
 
 
 def test_a_connection_is_handed_out_again_without_a_query_to_check_it(pool):
@@ -45,17 +46,16 @@ def test_a_connection_is_handed_out_again_without_a_query_to_check_it(pool):
     conn.execute("SELECT 'the last query of the request'")
     pool.putconn(conn)
 
-    again = take_again(pool, conn)
-    assert again is not None
-    try:
+    with taking(pool) as take:
+        # Until it comes back (the pool hands its connections out in turn).
+        again = next((c for c in (take() for _ in range(pool.max_size)) if c is conn), None)
+        assert again is not None
         with pool.connection() as observer:
             (last_query,) = observer.execute(
                 "SELECT query FROM pg_stat_activity WHERE pid = %s", [pid]
             ).fetchone()
-        # Django's own check would have sent an empty query ("") before handing it out.
-        assert last_query == "SELECT 'the last query of the request'"
-    finally:
-        pool.putconn(again)
+    # Django's own check would have sent an empty query ("") before handing it out.
+    assert last_query == "SELECT 'the last query of the request'"
 
 
 def test_a_connection_the_server_dropped_is_never_handed_out(pool):
@@ -69,14 +69,9 @@ def test_a_connection_the_server_dropped_is_never_handed_out(pool):
             assert time.monotonic() < deadline, "the backend was not terminated"
             time.sleep(0.05)
 
-    held = []
-    try:
+    with taking(pool) as take:
         # Every connection waiting in the pool, the dropped one among them.
         for _ in range(pool.get_stats()["pool_available"]):
-            taken = pool.getconn(timeout=5)
-            held.append(taken)
+            taken = take()
             assert taken is not conn
             assert backend_pid(taken) != pid  # and it works: the query went through
-    finally:
-        for taken in held:
-            pool.putconn(taken)
