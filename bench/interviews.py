@@ -2,7 +2,8 @@
 
 It starts the fake OpenAI-compatible server (streaming about 150 tokens per reply at 30 tokens
 per second, each piece stamped with the time the fake sent it) and the application (one uvicorn
-process on a fresh SQLite database, or the DATABASE_URL / REDIS_URL you pass), then runs N
+process on a fresh SQLite database, or on a database of its own, created on the server that
+DATABASE_URL names and dropped at the end, with the REDIS_URL you pass), then runs N
 simulated participants. Each joins over HTTP, opens the interview websocket and alternates: a
 think time drawn from a log-normal distribution like a person's (median 20 s, scaled by
 --think-scale, printed), a message, and the streamed reply.
@@ -52,6 +53,9 @@ sys.path.insert(0, str(ROOT))
 from bench.journey import (  # noqa: E402
     Visitor,
     cpu_seconds,
+    create_database,
+    database_url_named,
+    drop_database,
     free_port,
     peak_rss_mib,
     percentile,
@@ -289,6 +293,13 @@ def run_once(args, interviews: int) -> dict:
         MODERATION_BACKEND="rules",
         LOG_LEVEL="warning",
     )
+    # A PostgreSQL database of its own for each run: rows left by an earlier run would make the
+    # next one measure a bigger database.
+    database_url = os.environ.get("DATABASE_URL", "")
+    if database_url.startswith("postgres"):
+        database_url = database_url_named(database_url, f"mge_bench_interviews_{os.getpid()}")
+        env["DATABASE_URL"] = database_url
+        create_database(database_url)
     processes = []
     app_cpus, load_cpus = cpu_split(args.pin)
     try:
@@ -371,6 +382,8 @@ def run_once(args, interviews: int) -> dict:
             except subprocess.TimeoutExpired:
                 process.kill()
         shutil.rmtree(var_dir, ignore_errors=True)
+        if database_url.startswith("postgres"):
+            drop_database(database_url)
 
     result = {
         "interviews": interviews,
