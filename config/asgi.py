@@ -8,7 +8,10 @@ import django
 
 # Database work runs in a worker thread beside the event loop. With Python's default 5 ms GIL
 # switch interval, each hand-over between them can wait that long while the loop is busy
-# relaying streams; 1 ms keeps a participant's first token quick under load.
+# relaying streams; 1 ms keeps a participant's first token quick under load. Measured against
+# others (README, benchmark table, 2026-12-07): 0.2 ms made the event loop lose the GIL so often
+# that first tokens waited seconds; 5 ms doubled the load benchmark's p50s (the HTTP threads
+# wait longer for it); 5 and 20 ms did no better for the interviews.
 sys.setswitchinterval(0.001)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
