@@ -10,8 +10,9 @@ import django
 # switch interval, each hand-over between them can wait that long while the loop is busy
 # relaying streams; 1 ms keeps a participant's first token quick under load. Measured against
 # others (README, benchmark table, 2026-12-07): 0.2 ms made the event loop lose the GIL so often
-# that first tokens waited seconds; 5 ms doubled the load benchmark's p50s (the HTTP threads
-# wait longer for it); 5 and 20 ms did no better for the interviews.
+# that first tokens waited seconds; 5 ms gave the load benchmark p50s more than twice as long
+# (one run each: the HTTP threads wait longer for the GIL); 5 and 20 ms did no better than
+# 1 ms for the interviews.
 sys.setswitchinterval(0.001)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
