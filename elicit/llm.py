@@ -107,19 +107,61 @@ def _client_options() -> dict[str, Any]:
     }
 
 
+def _http_client(timeout: float) -> Any:
+    """The async client's HTTP stack. With aiohttp (the default) the SDK reads the model's
+    stream through aiohttp's C parser instead of httpx's pure-Python one with a timeout scope
+    per read: about a third less of the server's CPU per token read (bench/llm_client.py), and
+    the CPU of the server's core is what limits concurrent interviews (bench/interviews.py).
+    None: the SDK's own httpx client (LLM_HTTP_CLIENT=httpx, or aiohttp not installed)."""
+    if settings.LLM_HTTP_CLIENT != "aiohttp":
+        return None
+    aiohttp_client = getattr(openai, "DefaultAioHttpClient", None)
+    try:
+        return aiohttp_client(timeout=timeout) if aiohttp_client else None
+    except RuntimeError:  # the SDK's stand-in when aiohttp is missing
+        return None
+
+
+@dataclass
+class _LoopClients:
+    """The async clients of one event loop, and the async generator that closes them."""
+
+    clients: dict[str, openai.AsyncOpenAI] = field(default_factory=dict)
+    closer: AsyncIterator[None] | None = None
+
+
+async def _close_at_loop_shutdown(clients: dict[str, openai.AsyncOpenAI]) -> AsyncIterator[None]:
+    """Suspended until the loop shuts down its async generators (asyncio.run, asgiref's
+    async_to_sync and pytest do, before closing the loop), then closes the loop's clients: a
+    Celery task or a plain form post runs a loop for one call, and its connections are closed
+    with it instead of left for the garbage collector ("Unclosed client session")."""
+    try:
+        yield
+    finally:
+        for client in clients.values():
+            with contextlib.suppress(Exception):
+                await client.close()
+        clients.clear()
+
+
 # Async clients hold connection pools bound to the event loop that opened them, so they are
 # kept per loop (the server has one; each async_to_sync call from sync code may have its own).
-_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, openai.AsyncOpenAI]]
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients]
 _async_clients = weakref.WeakKeyDictionary()
 
 
-def async_client() -> openai.AsyncOpenAI:
+async def async_client() -> openai.AsyncOpenAI:
     """One client (and connection pool) per configuration and event loop, reused."""
-    key = json.dumps(_client_options(), sort_keys=True)
-    per_loop = _async_clients.setdefault(asyncio.get_running_loop(), {})
-    if key not in per_loop:
-        per_loop[key] = openai.AsyncOpenAI(**json.loads(key))
-    return per_loop[key]
+    options = _client_options()
+    key = json.dumps([options, settings.LLM_HTTP_CLIENT], sort_keys=True)
+    per_loop = _async_clients.setdefault(asyncio.get_running_loop(), _LoopClients())
+    if key not in per_loop.clients:
+        if per_loop.closer is None:
+            per_loop.closer = _close_at_loop_shutdown(per_loop.clients)
+            await anext(per_loop.closer)
+        http_client = _http_client(options["timeout"])
+        per_loop.clients[key] = openai.AsyncOpenAI(**options, http_client=http_client)
+    return per_loop.clients[key]
 
 
 @cache
@@ -236,7 +278,7 @@ async def stream_chat(
         # The SDK sends the request (with its retries and error mapping); the server-sent events
         # are read as plain JSON rather than through the SDK's typed chunk objects, which cost
         # more CPU than the whole rest of the relay when hundreds of replies stream at once.
-        async with async_client().chat.completions.with_streaming_response.create(
+        async with (await async_client()).chat.completions.with_streaming_response.create(
             **kwargs
         ) as response:
             lines = response.iter_lines()
@@ -356,7 +398,7 @@ async def moderate(text: str) -> ModerationResult | None:
     """The provider's moderation verdict, or None when it has no moderation endpoint (local
     servers answer 404) or it failed: the caller then falls back to its own rules."""
     try:
-        response = await async_client().moderations.create(
+        response = await (await async_client()).moderations.create(
             model=settings.MODERATION_MODEL, input=text
         )
     except (openai.OpenAIError, *TRANSPORT_ERRORS) as error:

@@ -612,6 +612,12 @@ class FakeLLM:
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == f"{API_PREFIX}/chat/completions"]
 
+    @property
+    def open_connections(self) -> int:
+        """How many client connections the server holds open now (in use or kept alive)."""
+        server = self._server
+        return len(server.server_state.connections) if server is not None else 0
+
     def wait_for_requests(self, count: int, timeout: float = 5.0) -> list[RecordedRequest]:
         """Wait until at least ``count`` requests have arrived (for fire-and-forget code)."""
         deadline = time.monotonic() + timeout

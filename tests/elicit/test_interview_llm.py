@@ -26,6 +26,14 @@ def demo(transactional_db, llm):
     return seed_demo()[0]
 
 
+@pytest.fixture(params=["aiohttp", "httpx"])
+def http_stack(request, settings):
+    """Each HTTP stack the interviews can read the model with (LLM_HTTP_CLIENT) meets the
+    failures the same way."""
+    settings.LLM_HTTP_CLIENT = request.param
+    return request.param
+
+
 def participant_messages(interview):
     return list(
         Message.objects.filter(interview=interview, role="participant").values_list(
@@ -118,6 +126,7 @@ def test_a_card_invalid_twice_gives_a_clear_message_and_nothing_is_lost(demo, ll
     assert last_reply(ada.interview).content == "Tell me more about being heard."
 
 
+@pytest.mark.usefixtures("http_stack")
 def test_rate_limits_and_server_errors_are_retried_with_backoff(demo, llm):
     ada = join()
     llm.queue_error(429, retry_after=0.01)
@@ -128,6 +137,7 @@ def test_rate_limits_and_server_errors_are_retried_with_backoff(demo, llm):
     assert len(llm.chat_requests) == 3
 
 
+@pytest.mark.usefixtures("http_stack")
 def test_a_failing_model_keeps_the_message_and_offers_a_retry(demo, llm, settings):
     settings.LLM_MAX_RETRIES = 1
     ada = join()
@@ -145,6 +155,7 @@ def test_a_failing_model_keeps_the_message_and_offers_a_retry(demo, llm, setting
     assert participant_messages(ada.interview) == ["Her safety matters."]
 
 
+@pytest.mark.usefixtures("http_stack")
 def test_a_stream_broken_mid_reply_keeps_the_partial_reply_marked(demo, llm):
     ada = join()
     llm.queue_broken_stream("Thank you, that is a really importa")
@@ -163,6 +174,7 @@ def test_a_stream_broken_mid_reply_keeps_the_partial_reply_marked(demo, llm):
     assert last_reply(ada.interview).status == Message.Status.COMPLETE
 
 
+@pytest.mark.usefixtures("http_stack")
 def test_a_model_slower_than_the_timeout_fails_clearly(demo, llm, settings):
     settings.LLM_TIMEOUT = 1.0
     settings.LLM_MAX_RETRIES = 0
@@ -328,6 +340,7 @@ async def test_over_the_websocket_a_flagged_message_is_recorded_and_the_reply_st
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("http_stack")
 async def test_the_replies_of_an_interview_come_over_one_connection_to_the_model(llm, settings):
     """Each stream is read to its very end, so its connection goes back to the pool: a reply
     that opened a new one (with a hosted model, a TLS handshake too) started later."""
@@ -346,6 +359,7 @@ async def test_the_replies_of_an_interview_come_over_one_connection_to_the_model
     assert chats[0].client == chats[1].client
 
 
+@pytest.mark.usefixtures("http_stack")
 def test_a_model_server_that_keeps_the_stream_open_after_its_end_does_not_hold_the_reply(
     demo, llm, settings, monkeypatch
 ):
@@ -366,6 +380,23 @@ def test_a_model_server_that_keeps_the_stream_open_after_its_end_does_not_hold_t
     assert (reply.status, reply.content) == (Message.Status.COMPLETE, "What happened then?")
 
 
+@pytest.mark.usefixtures("http_stack")
+def test_a_reply_outside_the_server_leaves_no_connection_to_the_model_open(demo, llm):
+    """A plain form post (or a Celery task) runs an event loop for one call: its connection to
+    the model is closed with that loop, not left open for the garbage collector to find."""
+    import time
+
+    ada = join()
+    llm.queue_text("What happened then?")
+    ada.send_http("Her safety matters.")
+    assert last_reply(ada.interview).content == "What happened then?"
+    deadline = time.monotonic() + 2
+    while llm.open_connections and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert llm.open_connections == 0
+
+
+@pytest.mark.usefixtures("http_stack")
 def test_an_error_event_inside_the_stream_keeps_the_partial_reply(demo, llm):
     ada = join()
     llm.queue_broken_stream("Half a tho", error_event="server overloaded")
