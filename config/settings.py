@@ -299,8 +299,8 @@ LLM_MODEL = env.str("LLM_MODEL") or "gpt-4o"
 LLM_TIMEOUT = env.float("LLM_TIMEOUT", 60.0, minimum=1)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", 2, minimum=0)
 LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", 0.7, minimum=0, maximum=2)
-# The HTTP stack the interviews read the model's stream with: aiohttp (about half the server's
-# CPU per relayed token, see elicit/llm.py) or the SDK's own httpx.
+# The HTTP stack the interviews read the model's stream with: aiohttp (about a third less of the
+# server's CPU per token read, see elicit/llm.py) or the SDK's own httpx.
 LLM_HTTP_CLIENT = env.choice("LLM_HTTP_CLIENT", "aiohttp", {"aiohttp", "httpx"})
 # Prices per million tokens, for the estimated cost on the research dashboard (0: unknown).
 LLM_PRICE_PROMPT_PER_MTOK = env.float("LLM_PRICE_PROMPT_PER_MTOK", 0.0, minimum=0)
