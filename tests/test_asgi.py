@@ -82,7 +82,9 @@ async def test_pages_asked_for_at_once_all_arrive_no_more_than_the_limit_in_prog
     await sync_to_async(seed_demo)()
     running = 0
     most = 0
-    threads: dict[int, set[int]] = {}
+    # Keyed by the request itself, which keeps it alive: an id() can be reused once a finished
+    # request is freed, and two requests then counted as one.
+    threads: dict[object, set[int]] = {}
     handed_over: list[bool] = []  # a middleware called from the event loop, not by the next one
     lock = threading.Lock()
     process_request = CommonMiddleware.process_request
@@ -93,14 +95,14 @@ async def test_pages_asked_for_at_once_all_arrive_no_more_than_the_limit_in_prog
         with lock:
             running += 1
             most = max(most, running)
-        threads[id(request)] = {threading.get_ident()}
+        threads[request] = {threading.get_ident()}
         handed_over.append(any(f.name == "__acall__" for f in traceback.extract_stack()))
         time.sleep(0.05)  # a page that takes a moment to build
         return process_request(self, request)
 
     def leaving(self, request, response):
         nonlocal running
-        threads[id(request)].add(threading.get_ident())
+        threads[request].add(threading.get_ident())
         handed_over.append(any(f.name == "__acall__" for f in traceback.extract_stack()))
         with lock:
             running -= 1
