@@ -112,14 +112,11 @@ def _http_client(timeout: float) -> Any:
     stream through aiohttp's C parser instead of httpx's pure-Python one with a timeout scope
     per read: about a third less of the server's CPU per token read (bench/llm_client.py), and
     the CPU of the server's core is what limits concurrent interviews (bench/interviews.py).
-    None: the SDK's own httpx client (LLM_HTTP_CLIENT=httpx, or aiohttp not installed)."""
+    None: the SDK's own httpx client (LLM_HTTP_CLIENT=httpx). aiohttp comes with the
+    openai[aiohttp] requirement."""
     if settings.LLM_HTTP_CLIENT != "aiohttp":
         return None
-    aiohttp_client = getattr(openai, "DefaultAioHttpClient", None)
-    try:
-        return aiohttp_client(timeout=timeout) if aiohttp_client else None
-    except RuntimeError:  # the SDK's stand-in when aiohttp is missing
-        return None
+    return openai.DefaultAioHttpClient(timeout=timeout)
 
 
 @dataclass
