@@ -30,7 +30,7 @@ import shutil
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from importlib import metadata
 from typing import Any
 
@@ -41,15 +41,18 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import (
     BooleanField,
     Case,
+    DateTimeField,
     Exists,
     ExpressionWrapper,
     IntegerField,
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Value,
     When,
 )
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -1342,46 +1345,38 @@ def queue_pipeline(
     )
 
 
+def _started_last(queryset: QuerySet) -> Coalesce:
+    """When the latest of these jobs or runs started, for a filter (the epoch if none did)."""
+    latest = queryset.filter(started_at__isnull=False).order_by("-started_at")
+    return Coalesce(
+        Subquery(latest.values("started_at")[:1]),
+        Value(datetime(1970, 1, 1, tzinfo=UTC), output_field=DateTimeField()),
+    )
+
+
 def pipeline_due(*, deliberation_id: int) -> str:
     """Why the pipeline should run now ("" if it should not): at least ``NEW_CARDS_TRIGGER``
     cards since the last successful hypotheses job started, or ``NEW_JUDGMENTS_TRIGGER``
-    answered judgments since the last successful scoring run started."""
-    cards = ValuesCard.objects.filter(deliberation_id=deliberation_id)
-    last_hypotheses = (
-        PipelineJob.objects.filter(
-            deliberation_id=deliberation_id, kind=Kind.HYPOTHESES, status=Status.DONE
-        )
-        .order_by("-started_at")
-        .first()
+    answered judgments since the last successful scoring run started.
+
+    Asked after every confirmed card and every answered judgment: one count each, with the
+    times they count from read in the same query."""
+    jobs = PipelineJob.objects.filter(deliberation_id=deliberation_id, status=Status.DONE)
+    cards = ValuesCard.objects.filter(
+        deliberation_id=deliberation_id,
+        created_at__gte=_started_last(jobs.filter(kind=Kind.HYPOTHESES)),
     )
-    if last_hypotheses is not None and last_hypotheses.started_at is not None:
-        cards = cards.filter(created_at__gte=last_hypotheses.started_at)
     if cards.count() >= NEW_CARDS_TRIGGER:
         return "new cards"
-    judgments = UpgradeJudgment.objects.filter(
-        hypothesis__deliberation_id=deliberation_id, answered_at__isnull=False
-    )
     # The last scoring *job* that finished, not the last run: a job that found nothing
     # changed (every new judgment flagged, say) reuses a run without writing one, and must
     # still count as "scored", or every later judgment would queue the pipeline again.
-    last_scoring = (
-        PipelineJob.objects.filter(
-            deliberation_id=deliberation_id,
-            kind=Kind.SCORE,
-            status=Status.DONE,
-            started_at__isnull=False,
-        )
-        .order_by("-started_at")
-        .first()
+    runs = ScoringRun.objects.filter(deliberation_id=deliberation_id, status=ScoringRun.Status.DONE)
+    judgments = UpgradeJudgment.objects.filter(
+        hypothesis__deliberation_id=deliberation_id,
+        answered_at__isnull=False,
+        answered_at__gte=Greatest(_started_last(jobs.filter(kind=Kind.SCORE)), _started_last(runs)),
     )
-    last_run = (
-        ScoringRun.objects.filter(deliberation_id=deliberation_id, status=ScoringRun.Status.DONE)
-        .order_by("-started_at")
-        .first()
-    )
-    since = [t.started_at for t in (last_scoring, last_run) if t is not None]
-    if since:
-        judgments = judgments.filter(answered_at__gte=max(since))
     if judgments.count() >= NEW_JUDGMENTS_TRIGGER:
         return "new judgments"
     return ""

@@ -713,6 +713,21 @@ def test_the_pipeline_is_queued_when_enough_new_cards_or_judgments_arrived(graph
     assert pipeline.pipeline_due(deliberation_id=deliberation.pk) == "new judgments"
 
 
+def test_the_check_after_every_card_and_answer_is_two_counts(
+    graph_world, django_assert_max_num_queries
+):
+    """Every confirmed card and every answered judgment asks whether the pipeline is due: it
+    reads the times to count from in the counts' own queries, not one query each."""
+    deliberation = graph_world.deliberation
+    for kind in (Job.Kind.HYPOTHESES, Job.Kind.SCORE):
+        Job.objects.create(
+            deliberation=deliberation, kind=kind, status=Job.Status.DONE, started_at=timezone.now()
+        )
+    pipeline.run_scoring(deliberation_id=deliberation.pk)
+    with django_assert_max_num_queries(2):
+        assert pipeline.pipeline_due(deliberation_id=deliberation.pk) == ""
+
+
 def test_an_admin_re_runs_failed_jobs(
     admin_client, llm, settings, django_capture_on_commit_callbacks
 ):
