@@ -183,8 +183,8 @@ def check_write(*, participant_id: int | None, address: str, join: bool = False)
 def session_participant_id(request, kwargs: dict) -> int | None:
     """The participant making the request: by their personal link (`token`), else the one the
     session holds for the deliberation of the URL (`slug`). None before joining."""
-    from elicit.models import Deliberation, Participant
-    from elicit.services import SESSION_KEY
+    from elicit.models import Participant
+    from elicit.services import SESSION_KEY, request_deliberation
 
     if kwargs.get("token"):
         return (
@@ -195,10 +195,8 @@ def session_participant_id(request, kwargs: dict) -> int | None:
     known = request.session.get(SESSION_KEY) or {}
     if not known or not kwargs.get("slug"):
         return None
-    deliberation_id = (
-        Deliberation.objects.filter(slug=kwargs["slug"]).values_list("pk", flat=True).first()
-    )
-    return known.get(str(deliberation_id))
+    deliberation = request_deliberation(request, kwargs["slug"])
+    return known.get(str(deliberation.pk)) if deliberation is not None else None
 
 
 def rate_limited(

@@ -86,6 +86,15 @@ class PanelIds:
         )
 
 
+def request_deliberation(request, slug: str) -> Deliberation | None:
+    """The deliberation a URL names (of any status), read once per request: the rate limit
+    and the view both need it."""
+    memo = request.__dict__.setdefault("_deliberations", {})
+    if slug not in memo:
+        memo[slug] = Deliberation.objects.filter(slug=slug).first()
+    return memo[slug]
+
+
 def session_participant(session: Mapping, deliberation: Deliberation) -> Participant | None:
     """The participant this browser joined as. Erasure forgets every session of a participant:
     an erased participant is nobody's any more."""

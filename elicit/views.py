@@ -24,10 +24,17 @@ def client_address(request) -> str:
     return ratelimit.client_address(request)
 
 
-def public_deliberation(slug: str) -> Deliberation:
-    return get_object_or_404(
-        Deliberation.objects.exclude(status=Deliberation.Status.DRAFT), slug=slug
-    )
+def public_deliberation(slug: str, request=None) -> Deliberation:
+    """The deliberation of the URL, unless it is a draft (404); given the `request`, the row
+    its rate limit already read."""
+    if request is None:
+        return get_object_or_404(
+            Deliberation.objects.exclude(status=Deliberation.Status.DRAFT), slug=slug
+        )
+    deliberation = services.request_deliberation(request, slug)
+    if deliberation is None or deliberation.status == Deliberation.Status.DRAFT:
+        raise Http404
+    return deliberation
 
 
 def participant_or_404(request, deliberation: Deliberation):
@@ -138,7 +145,7 @@ def interview_page(request, slug):
 
 
 def own_interview(request, slug, pk) -> Interview:
-    deliberation = public_deliberation(slug)
+    deliberation = public_deliberation(slug, request)
     participant = participant_or_404(request, deliberation)
     interview = services.interview_for(participant=participant, interview_id=pk)
     if interview is None:

@@ -109,7 +109,10 @@ def vote_candidates(*, participant: Participant, question: Question) -> list[Can
 
 
 def existing_vote(*, participant: Participant, question: Question) -> WisestVote | None:
-    return WisestVote.objects.filter(participant=participant, question=question).first()
+    vote = WisestVote.objects.filter(participant=participant, question=question).first()
+    if vote is not None:  # the same rows, with their deliberation: not read again
+        vote.participant, vote.question = participant, question
+    return vote
 
 
 @transaction.atomic
@@ -200,13 +203,18 @@ def _showable(participant: Participant, own: set[int] | None = None):
     )
 
 
+def _stories():
+    """Judgments with what their story page shows (the situation and the two values)."""
+    return UpgradeJudgment.objects.select_related(
+        "hypothesis__context", "hypothesis__from_value", "hypothesis__to_value"
+    )
+
+
 def _pending(participant: Participant, own: set[int] | None = None) -> UpgradeJudgment | None:
     """A story shown but not answered yet (a reload shows it again), if it may still be shown."""
     return (
-        UpgradeJudgment.objects.filter(
-            participant=participant, verdict="", hypothesis__in=_showable(participant, own)
-        )
-        .select_related("hypothesis__context", "hypothesis__from_value", "hypothesis__to_value")
+        _stories()
+        .filter(participant=participant, verdict="", hypothesis__in=_showable(participant, own))
         .order_by("shown_at", "id")
         .first()
     )
@@ -225,10 +233,11 @@ def pairs_left(participant: Participant, own: set[int] | None = None) -> int:
     return _unseen(participant, own).values("pair_key").distinct().count()
 
 
-def routing_order(participant: Participant) -> list[UpgradeHypothesis]:
-    """Hypotheses the participant may still be shown, best first (see the module docstring)."""
+def routing_order(participant: Participant, own: set[int] | None = None) -> list[UpgradeHypothesis]:
+    """Hypotheses the participant may still be shown, best first (see the module docstring);
+    `own`: their own_value_ids, when the caller has them."""
     # Only what the order and the drawing need: a story's text is not read to rank it.
-    candidates = list(_unseen(participant).only("id", "context_id", "pair_key"))
+    candidates = list(_unseen(participant, own).only("id", "context_id", "pair_key"))
     if not candidates:
         return []
     # Answers per hypothesis, in one pass over the deliberation's judgments; a pair's count
@@ -287,11 +296,11 @@ def next_story(*, participant: Participant) -> tuple[UpgradeJudgment, tuple[int,
     pending = _pending(participant, own)
     pairs: int | None = None  # pairs left besides the one on screen, when known
     if pending is None:
-        order = routing_order(participant)
+        order = routing_order(participant, own)
         for hypothesis in order:
             try:
                 with transaction.atomic():
-                    UpgradeJudgment.objects.create(
+                    drawn = UpgradeJudgment.objects.create(
                         participant=participant,
                         hypothesis=hypothesis,
                         context_id=hypothesis.context_id,
@@ -303,7 +312,9 @@ def next_story(*, participant: Participant) -> tuple[UpgradeJudgment, tuple[int,
                 if pending is not None:
                     break
                 continue
-            pending = _pending(participant, own)
+            # Under the participant's lock nothing else was pending: the story drawn is the one
+            # to show (read with what its page shows).
+            pending = _stories().get(pk=drawn.pk)
             # The routing ranked every pair still unseen; the one drawn is now on screen.
             pairs = len({h.pair_key for h in order}) - 1
             break
@@ -379,6 +390,9 @@ def answer_judgment(
     """Answer a story, or revise an earlier answer. Every answer is appended to the judgment's
     history; the judgment holds the latest. Sending the same answer twice stores it once."""
     answer = clean_answer(verdict=verdict, comment=comment)
+    # The judgment as the caller read it (own_judgment: with its hypothesis) names the
+    # deliberation; the row locked below is read without it.
+    deliberation_id = judgment.hypothesis.deliberation_id
     judgment = UpgradeJudgment.objects.select_for_update().get(pk=judgment.pk)
     if (judgment.verdict, judgment.comment) == (answer.verdict, answer.comment):
         return judgment  # a resubmitted form, not a new opinion
@@ -392,7 +406,6 @@ def answer_judgment(
     JudgmentRevision.objects.create(
         judgment=judgment, verdict=answer.verdict, comment=answer.comment
     )
-    deliberation_id = judgment.context.deliberation_id
     transaction.on_commit(lambda: pipeline.queue_pipeline_if_due(deliberation_id=deliberation_id))
     return judgment
 

@@ -76,7 +76,7 @@ def participant_step(view):
 
     @wraps(view)
     def wrapper(request, slug, **kwargs):
-        deliberation = public_deliberation(slug)
+        deliberation = public_deliberation(slug, request)
         participant = session_participant(request.session, deliberation)
         if participant is None:
             messages.info(request, gettext("Please read and agree to the terms first."))

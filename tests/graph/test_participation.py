@@ -111,6 +111,24 @@ def test_a_value_she_said_was_hers_is_not_offered_either(ada):
     assert shown_ids(html) == {v.pk for v in others}
 
 
+def test_her_vote_is_reloaded_and_stored_without_reading_her_again(
+    ada, django_assert_max_num_queries
+):
+    """The vote read back on a reload or an answer knows its participant and question: they
+    are not read again, nor is their deliberation."""
+    for n in range(8):
+        value_for(question("abortion"), f"Abortion value {n}")
+    ada.client.get(VOTE)
+    with django_assert_max_num_queries(11):
+        html = page(ada.client.get(VOTE))
+    chosen = min(shown_ids(html))
+    with django_assert_max_num_queries(19):
+        response = ada.client.post(VOTE, {"value": [str(chosen)]})
+    assert response["Location"] == JUDGE
+    vote = WisestVote.objects.get(participant=ada.participant)
+    assert set(vote.chosen.values_list("pk", flat=True)) == {chosen}
+
+
 def test_the_vote_needs_at_least_one_choice(ada):
     values = [value_for(question("abortion"), f"Value {n}") for n in range(3)]
     ada.client.get(VOTE)
@@ -404,7 +422,7 @@ def test_a_pair_drawn_at_the_same_moment_by_her_other_tab_does_not_crash(ada, mo
         verdict="upgrade",
     )
     # As if the routing had read the database just before the other tab wrote to it.
-    monkeypatch.setattr(participation, "routing_order", lambda participant: [taken, free])
+    monkeypatch.setattr(participation, "routing_order", lambda participant, own=None: [taken, free])
     assert participation.next_judgment(participant=ada.participant).hypothesis == free
 
 
@@ -549,3 +567,27 @@ def test_a_story_is_shown_in_a_handful_of_queries_however_many_others_judged(
         html = page(ada.client.get(JUDGE))  # a reload: the same story again
     assert f'name="judgment" value="{first.pk}"' in html
     assert "Story 1 of 3" in html
+
+
+def test_answering_a_story_and_drawing_the_next_take_a_handful_of_queries(
+    ada, demo, django_assert_max_num_queries
+):
+    """Each participant answers several stories, one request to answer and one to draw the next
+    story: the pages the load benchmark sends most (bench/request_cost.py). The routing reads
+    the participant's own values once; storing an answer reads the deliberation once (for the
+    rate limit and the view) and not the judgment's context."""
+    demo.judgments_per_participant = 3
+    demo.save()
+    for _ in range(4):
+        answered_by_others(hypothesis(DISTRESS), 5)
+    first = current_story(ada)
+    with django_assert_max_num_queries(9):
+        response = ada.client.post(JUDGE, {"judgment": first.pk, "verdict": "upgrade"})
+    assert response["Location"] == JUDGE
+    with django_assert_max_num_queries(16):
+        html = page(ada.client.get(JUDGE))
+    second = int(re.search(r'name="judgment" value="(\d+)"', html).group(1))
+    assert second != first.pk
+    assert "Story 2 of 3" in html
+    first.refresh_from_db()
+    assert first.verdict == "upgrade"
