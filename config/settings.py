@@ -325,6 +325,9 @@ if (
 ):
     raise ImproperlyConfigured("DEDUP_DIFFERENT_THRESHOLD must not be above DEDUP_SAME_THRESHOLD.")
 DEDUP_JUDGE_CANDIDATES = env.int("DEDUP_JUDGE_CANDIDATES", 2, minimum=1)
+# Seconds the story routing keeps a deliberation's answer counts in the cache (0: count on every
+# story drawn; see graph/participation.py).
+ROUTING_COUNTS_SECONDS = env.int("ROUTING_COUNTS_SECONDS", 5, minimum=0)
 MODERATION_BACKEND = env.choice("MODERATION_BACKEND", "auto", {"auto", "openai", "rules", "off"})
 MODERATION_MODEL = env.str("MODERATION_MODEL") or "omni-moderation-latest"
 # A moderator's claim on a queue item lapses after this long, so an abandoned item comes back.

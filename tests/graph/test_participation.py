@@ -4,6 +4,7 @@ participant ("Ada", with "Bo" as another participant) notices them in the browse
 import re
 
 import pytest
+from django.core.cache import cache
 from django.test import Client
 from django.utils import timezone
 
@@ -382,6 +383,28 @@ def test_stories_with_fewer_answers_come_first_so_that_evidence_spreads(ada):
     order = [j.hypothesis for j in judge_all(ada)]
     assert set(order[:2]) == {unjudged, unanswered_only}
     assert order[2:] == [half_judged, reverse_judged]
+
+
+def test_the_answer_counts_serve_the_stories_drawn_within_a_few_seconds(ada, settings):
+    """Counting answers reads every judgment of the deliberation (about 90 ms of PostgreSQL at
+    180,000), so the counts are kept ROUTING_COUNTS_SECONDS for the next stories drawn."""
+    settings.ROUTING_COUNTS_SECONDS = 5
+    busy, quiet = hypothesis(DISTRESS), hypothesis(DISTRESS)
+    answered_by_others(busy, 2)
+    assert participation.routing_order(ada.participant)[0] == quiet
+    answered_by_others(quiet, 3)  # within the seconds kept: not counted yet
+    assert participation.routing_order(ada.participant)[0] == quiet
+    cache.clear()  # the seconds have passed
+    assert participation.routing_order(ada.participant)[0] == busy
+
+
+def test_with_no_seconds_kept_every_story_drawn_counts_the_answers_afresh(ada, settings):
+    settings.ROUTING_COUNTS_SECONDS = 0
+    busy, quiet = hypothesis(DISTRESS), hypothesis(DISTRESS)
+    answered_by_others(busy, 2)
+    assert participation.routing_order(ada.participant)[0] == quiet
+    answered_by_others(quiet, 3)
+    assert participation.routing_order(ada.participant)[0] == busy
 
 
 def test_stories_about_her_own_question_come_before_other_questions(ada):
