@@ -363,10 +363,8 @@ def story_progress(participant: Participant) -> tuple[int, int]:
 def own_judgment(*, participant: Participant, judgment_id: int) -> UpgradeJudgment | None:
     """One of the participant's judgments, if it may still be shown to them."""
     return (
-        UpgradeJudgment.objects.filter(
-            pk=judgment_id, participant=participant, hypothesis__hidden_at__isnull=True
-        )
-        .select_related("hypothesis__context", "hypothesis__from_value", "hypothesis__to_value")
+        _stories()
+        .filter(pk=judgment_id, participant=participant, hypothesis__hidden_at__isnull=True)
         .first()
     )
 
@@ -374,9 +372,9 @@ def own_judgment(*, participant: Participant, judgment_id: int) -> UpgradeJudgme
 def answered_judgments(participant: Participant) -> list[UpgradeJudgment]:
     """The participant's answered judgments, in the order they were shown, for revising."""
     return list(
-        UpgradeJudgment.objects.filter(participant=participant, hypothesis__hidden_at__isnull=True)
+        _stories()
+        .filter(participant=participant, hypothesis__hidden_at__isnull=True)
         .exclude(verdict="")
-        .select_related("hypothesis__context", "hypothesis__from_value", "hypothesis__to_value")
         .annotate(revision_count=Count("revisions"))
         .order_by("shown_at", "id")
     )
