@@ -270,8 +270,10 @@ class Visitor:
 
     # --- the steps ---
 
-    async def join(self) -> int:
+    async def join(self, *, think: Callable[[], float] = lambda: 0.0) -> int:
+        """Read the landing page (`think`: seconds spent reading it), consent, join."""
         landing = await self.request("landing", "GET", "/d/demo/")
+        await asyncio.sleep(think())
         response = await self.post_form("join", "/d/demo/join/", landing.text, {"consent": "on"})
         if response.status_code != 302:
             raise JourneyError(f"join answered {response.status_code}")
@@ -342,9 +344,11 @@ class Visitor:
             finally:
                 await ws.close()
 
-    async def confirm_card(self) -> str:
+    async def confirm_card(self, *, think: Callable[[], float] = lambda: 0.0) -> str:
+        """Read the card proposed (`think`: seconds spent on it) and confirm it."""
         path = f"/d/demo/interview/{self.interview_id}/card/"
         page = await self.request("interview page", "GET", "/d/demo/interview/")
+        await asyncio.sleep(think())
         self.card = card_for(self.archetype)
         data = {**self.card, "policies": "\n".join(self.card["policies"])}
         response = await self.post_form("confirm card", path, page.text, data)
@@ -352,11 +356,13 @@ class Visitor:
             raise JourneyError(f"confirming the card answered {response.status_code}")
         return response.headers["location"]
 
-    async def match(self) -> None:
+    async def match(self, *, think: Callable[[], float] = lambda: 0.0) -> None:
+        """Read the values offered (`think`: seconds spent on them) and answer."""
         path = f"/d/demo/interview/{self.interview_id}/match/"
         page = await self.request("match", "GET", path)
         if page.status_code == 302:
             return
+        await asyncio.sleep(think())
         for _attempt in range(3):
             offered = re.findall(r'name="value" value="(\d+)"', page.text)
             self.chose_value = offered[0] if offered and self.index % 3 == 0 else "distinct"
@@ -368,10 +374,12 @@ class Visitor:
             page = response  # a value was merged meanwhile: choose among those shown now
         raise JourneyError(f"match answered {response.status_code}")
 
-    async def vote(self) -> None:
+    async def vote(self, *, think: Callable[[], float] = lambda: 0.0) -> None:
+        """Read the values offered (`think`: seconds spent on them) and vote."""
         page = await self.request("vote", "GET", "/d/demo/vote/")
         if page.status_code == 302:
             return
+        await asyncio.sleep(think())
         for _attempt in range(3):
             offered = [int(v) for v in re.findall(r'name="value" value="(\d+)"', page.text)]
             chosen = set(offered[self.index % len(offered) :][:1] + offered[:1])

@@ -3,12 +3,22 @@
 The setup of deploy/scaleout.py (a database of its own on DATABASE_URL's PostgreSQL server,
 REDIS_URL, two ASGI servers, two Celery workers, the fake model streaming at a realistic pace),
 then N simulated participants, all in flight at once, each going through the journey with think
-times drawn like a person's (log-normal, median 20 s before each message and 8 s before each
-judgment), divided by --speed-up (printed; 1 is a person's own pace): join, a three-message
-interview over websockets, card, matching, vote, the upgrade stories the workers have written by
-then, and the end page. Arrivals are spread evenly at random over --arrivals-over seconds, so
-that (with the default pace) everyone is in flight at once without all of them pressing "join"
-in the same second; the peak number in flight is measured and printed.
+times drawn like a person's (log-normal), divided by --speed-up (printed; 1 is a person's own
+pace): join, a three-message interview over websockets, card, matching, vote, the upgrade
+stories the workers have written by then, and the end page. Arrivals are spread evenly at
+random over --arrivals-over seconds, so that (with the default pace) everyone is in flight at
+once without all of them pressing "join" in the same second; the peak number in flight is
+measured and printed.
+
+A person's pace is the reference deployment's: its participants took a median of 21 minutes
+(../shared/DOMAIN.md, "Scale of the reference deployment"; Klingefjord et al. 2024). The
+medians below give this journey (3 messages, the demo's 4 stories, 4 pages read before
+answering) a median of about 21 minutes, measured and printed as `journey_minutes_p50`. Only
+that total is the reference's; how it divides between the steps is ours: the median before a
+message stays 2.5 times the median before a story, as earlier sessions had it, and a page read
+before answering takes as long as a story. Those sessions' pace (20 s before a message, 8 s
+before a story, none on the other pages: journeys of about 2.7 minutes, a --speed-up of about
+8) is `--think-message 20 --think-judgment 8 --think-page 0`.
 
 Printed: throughput, p50/p99 latency per kind of request (and per streamed reply, which includes
 the model's own time), errors, the peak memory of each process, and the CPU of each process
@@ -49,8 +59,12 @@ from bench.journey import (  # noqa: E402
 )
 
 TARGET_P99_MS = 300.0
-MEDIAN_THINK_MESSAGE = 20.0
-MEDIAN_THINK_JUDGMENT = 8.0
+# Medians, in seconds, of a person's time before each message, each story's answer, and each
+# other page's (the landing page, the card, the values to match and to vote for).
+MEDIAN_THINK_MESSAGE = 180.0
+MEDIAN_THINK_JUDGMENT = 72.0
+MEDIAN_THINK_PAGE = 72.0
+REFERENCE_MEDIAN_MINUTES = 21.0
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -121,9 +135,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--participants", type=int, default=1000)
     parser.add_argument("--speed-up", type=float, default=1.0)
-    parser.add_argument("--arrivals-over", type=float, default=60.0)
+    parser.add_argument("--arrivals-over", type=float, default=300.0)
     parser.add_argument("--think-message", type=float, default=MEDIAN_THINK_MESSAGE)
     parser.add_argument("--think-judgment", type=float, default=MEDIAN_THINK_JUDGMENT)
+    parser.add_argument("--think-page", type=float, default=MEDIAN_THINK_PAGE)
     parser.add_argument("--tokens-per-second", type=float, default=30.0)
     parser.add_argument("--reply-tokens", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1)
@@ -147,26 +162,31 @@ def main() -> None:
         print(
             f"{args.participants} participants, think times divided by {args.speed_up} "
             f"(median {args.think_message / args.speed_up:.1f} s before a message, "
-            f"{args.think_judgment / args.speed_up:.1f} s before a judgment), "
+            f"{args.think_judgment / args.speed_up:.1f} s before a judgment, "
+            f"{args.think_page / args.speed_up:.1f} s on each other page), "
             f"replies of {args.reply_tokens} tokens at {args.tokens_per_second}/s, "
             f"arrivals over {args.arrivals_over:.0f} s",
             flush=True,
         )
         visitors = [Visitor(c.servers, i, log.record) for i in range(args.participants)]
         flight = {"now": 0, "peak": 0}
+        journeys: list[float] = []  # seconds, of the journeys that ended well
 
         async def journey(visitor: Visitor) -> None:
             await asyncio.sleep(rng.random() * args.arrivals_over)  # arrivals spread out
             flight["now"] += 1
             flight["peak"] = max(flight["peak"], flight["now"])
+            started = time.monotonic()
+            page = think(args.think_page)
             try:
-                await visitor.join()
+                await visitor.join(think=page)
                 await visitor.interview(think=think(args.think_message))
-                await visitor.confirm_card()
-                await visitor.match()
-                await visitor.vote()
+                await visitor.confirm_card(think=page)
+                await visitor.match(think=page)
+                await visitor.vote(think=page)
                 await visitor.judge(think=think(args.think_judgment))
                 await visitor.done()
+                journeys.append(time.monotonic() - started)
             except Exception as error:  # every failed participant counts as an error
                 errors.append(f"{type(error).__name__}: {error}"[:200])
             finally:
@@ -206,6 +226,9 @@ def main() -> None:
         "speed_up": args.speed_up,
         "arrivals_over_seconds": args.arrivals_over,
         "in_flight_peak": flight["peak"],
+        # At --speed-up 1, about the reference deployment's median participant time.
+        "journey_minutes_p50": round(percentile(journeys, 50) / 60, 1),
+        "reference_median_minutes": REFERENCE_MEDIAN_MINUTES,
         "elapsed_seconds": round(elapsed, 1),
         "requests": requests,
         "requests_per_second": round(requests / elapsed, 1),
