@@ -14,8 +14,10 @@ system, from /proc; summed over all requests of the kind, so the 10 ms clock tic
 out), and PostgreSQL's (its backends together; in the first phase the workers' own queries are
 counted in it too). Then one journey's total, and what N participants in flight would need
 of the machine's cores on average if their journeys took --journey-seconds (bench/load.py's
-journey at a person's pace: about 160 s, three messages after some 22 s each on average and nine
-stories after some 9 s; its busiest minute asks more than the average).
+median journey at a person's pace: 21 minutes, the reference deployment's median participant
+time; its busiest minute asks more than the average). Earlier sessions' faster pace, three
+messages after some 22 s each on average and four stories after some 9 s, is
+--journey-seconds 160.
 
 Usage: DATABASE_URL=postgres://... REDIS_URL=redis://... python bench/request_cost.py [-n 30]
 The last line printed is a JSON object with the figures.
@@ -82,7 +84,7 @@ def pipeline_busy(database_url: str) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("-n", "--participants", type=int, default=30)
-    parser.add_argument("--journey-seconds", type=float, default=160.0)
+    parser.add_argument("--journey-seconds", type=float, default=21 * 60.0)
     parser.add_argument("--in-flight", type=int, default=1000)
     args = parser.parse_args()
 
