@@ -18,7 +18,8 @@ that total is the reference's; how it divides between the steps is ours: the med
 message stays 2.5 times the median before a story, as earlier sessions had it, and a page read
 before answering takes as long as a story. Those sessions' pace (20 s before a message, 8 s
 before a story, none on the other pages: journeys of about 2.7 minutes, a --speed-up of about
-8) is `--think-message 20 --think-judgment 8 --think-page 0`.
+8, with arrivals over 60 s) is
+`--think-message 20 --think-judgment 8 --think-page 0 --arrivals-over 60`.
 
 Printed: throughput, p50/p99 latency per kind of request (and per streamed reply, which includes
 the model's own time), errors, the peak memory of each process, and the CPU of each process
