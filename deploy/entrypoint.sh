@@ -29,7 +29,19 @@ case "$mode" in
       --timeout-keep-alive "${KEEP_ALIVE_SECONDS:-75}" "$@"
     ;;
   worker)
-    exec celery -A config worker --loglevel "${LOG_LEVEL:-info}" \
+    # Below the web servers' CPU priority (WORKER_NICE, 0-19, default 10): where they share a
+    # host, the pipeline takes the CPU the participants' requests leave, instead of queueing
+    # those requests behind it (bench/load.py). Containers are scheduled by their own weight
+    # instead (compose.yaml: cpu_shares).
+    nice="${WORKER_NICE:-10}"
+    case "$nice" in
+      *[!0-9]*) nice=invalid ;;
+    esac
+    if [ "$nice" = invalid ] || [ "$nice" -gt 19 ]; then
+      echo "entrypoint.sh worker: WORKER_NICE must be a whole number from 0 to 19, not '${WORKER_NICE-}'" >&2
+      exit 2
+    fi
+    exec nice -n "$nice" celery -A config worker --loglevel "${LOG_LEVEL:-info}" \
       --concurrency "${CELERY_CONCURRENCY:-2}" --without-gossip --without-mingle "$@"
     ;;
   beat)

@@ -1383,7 +1383,13 @@ def pipeline_due(*, deliberation_id: int) -> str:
 
 
 def queue_pipeline_if_due(*, deliberation_id: int) -> PipelineJob | None:
-    """Queue the pipeline when enough new cards or judgments arrived (see `pipeline_due`)."""
+    """Queue the pipeline when enough new cards or judgments arrived (see `pipeline_due`).
+
+    While one is queued or running (in a busy deliberation, nearly always) the answer is no
+    whatever the counts say, so that is asked first: one indexed lookup instead of the two
+    counts, after every card and every answered story."""
+    if _pipeline_in_flight(deliberation_id):
+        return None
     reason = pipeline_due(deliberation_id=deliberation_id)
     if not reason:
         return None

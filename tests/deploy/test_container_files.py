@@ -40,6 +40,13 @@ def test_the_app_services_run_the_entrypoint_modes_of_one_image(services):
         assert service["environment"]["REDIS_URL"].startswith("redis://redis:")
 
 
+def test_the_workers_yield_the_cpu_to_the_web_replicas(services):
+    """Docker's default CPU weight is 1024; the worker's is lower, so the pipeline does not
+    queue the participants' requests on a busy host."""
+    assert services["web"].get("cpu_shares", 1024) == 1024
+    assert services["worker"]["cpu_shares"] < 1024
+
+
 def test_every_long_running_service_has_a_health_check(services):
     for name, service in services.items():
         if name == "migrate":

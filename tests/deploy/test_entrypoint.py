@@ -131,3 +131,46 @@ def test_an_unknown_health_mode_is_refused(environ):
     result = run(environ, "health", "database")
     assert result.returncode == 2
     assert "unknown mode" in result.stderr
+
+
+def niceness(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def pool_of(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in children.read_text().split()] if children.exists() else []
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("setting", "lower_by"), [(None, 10), ("0", 0), ("4", 4)])
+def test_the_worker_runs_below_the_web_servers_cpu_priority(environ, setting, lower_by):
+    """On a host it shares with the web servers, the worker's pool yields the CPU to the
+    requests participants wait for: WORKER_NICE (default 10) lowers its priority."""
+    if setting is not None:
+        environ["WORKER_NICE"] = setting
+    worker = subprocess.Popen(
+        [str(ENTRYPOINT), "worker", "--without-heartbeat"],
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(pool_of(worker.pid)) < 2 and time.monotonic() < deadline:
+            assert worker.poll() is None, "the worker stopped"
+            time.sleep(0.2)
+        pool = pool_of(worker.pid)
+        assert len(pool) >= 2, "the worker's pool did not start"
+        expected = os.nice(0) + lower_by
+        assert [niceness(pid) for pid in [worker.pid, *pool]] == [expected] * (1 + len(pool))
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+@pytest.mark.parametrize("setting", ["-5", "20", "ten"])
+def test_a_worker_nice_out_of_range_is_refused_with_its_name(environ, setting):
+    result = run({**environ, "WORKER_NICE": setting}, "worker")
+    assert result.returncode == 2
+    assert "WORKER_NICE" in result.stderr

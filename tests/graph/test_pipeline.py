@@ -728,6 +728,28 @@ def test_the_check_after_every_card_and_answer_is_two_counts(
         assert pipeline.pipeline_due(deliberation_id=deliberation.pk) == ""
 
 
+def test_while_a_pipeline_is_in_flight_the_check_counts_nothing(
+    graph_world, django_assert_max_num_queries
+):
+    """In a busy deliberation a pipeline is queued or running nearly all the time: the check
+    after every card and every answered story then looks that up and stops there, queueing no
+    second pipeline however many new cards there are."""
+    deliberation = graph_world.deliberation
+    ValuesCardFactory.create_batch(
+        pipeline.NEW_CARDS_TRIGGER, deliberation=deliberation, question=graph_world.question
+    )
+    running = Job.objects.create(
+        deliberation=deliberation, kind=Job.Kind.PIPELINE, status=Job.Status.RUNNING
+    )
+    assert pipeline.pipeline_due(deliberation_id=deliberation.pk) == "new cards"
+    with django_assert_max_num_queries(1):
+        assert tasks.maybe_run_pipeline(deliberation.pk) is None
+    assert list(Job.objects.filter(kind=Job.Kind.PIPELINE)) == [running]
+
+    Job.objects.filter(pk=running.pk).update(status=Job.Status.DONE)
+    assert tasks.maybe_run_pipeline(deliberation.pk) is not None
+
+
 def test_an_admin_re_runs_failed_jobs(
     admin_client, llm, settings, django_capture_on_commit_callbacks
 ):
