@@ -176,8 +176,8 @@ def run_scheduled_pipeline() -> list[int]:
 
 def maybe_run_pipeline(deliberation_id: int) -> int | None:
     """Queue the pipeline if enough new cards or judgments arrived since it last ran (see
-    `pipeline.pipeline_due`). Cheap (two counts); call it after the transaction that added a
-    card or a judgment commits. Returns the queued pipeline job's id, if any."""
+    `pipeline.pipeline_due`). Cheap (a lookup, then two counts); call it after the transaction
+    that added a card or a judgment commits. Returns the queued pipeline job's id, if any."""
     job = pipeline.queue_pipeline_if_due(deliberation_id=deliberation_id)
     return job.pk if job else None
 

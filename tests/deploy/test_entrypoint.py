@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.journey import children
+
 ROOT = Path(__file__).resolve().parents[2]
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
 
@@ -137,11 +139,6 @@ def niceness(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
-def pool_of(pid: int) -> list[int]:
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(child) for child in children.read_text().split()] if children.exists() else []
-
-
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(("setting", "lower_by"), [(None, 10), ("0", 0), ("4", 4)])
 def test_the_worker_runs_below_the_web_servers_cpu_priority(environ, setting, lower_by):
@@ -157,10 +154,10 @@ def test_the_worker_runs_below_the_web_servers_cpu_priority(environ, setting, lo
     )
     try:
         deadline = time.monotonic() + 60
-        while len(pool_of(worker.pid)) < 2 and time.monotonic() < deadline:
+        while len(children(worker.pid)) < 2 and time.monotonic() < deadline:
             assert worker.poll() is None, "the worker stopped"
             time.sleep(0.2)
-        pool = pool_of(worker.pid)
+        pool = children(worker.pid)
         assert len(pool) >= 2, "the worker's pool did not start"
         expected = os.nice(0) + lower_by
         assert [niceness(pid) for pid in [worker.pid, *pool]] == [expected] * (1 + len(pool))
